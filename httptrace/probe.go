@@ -1,0 +1,548 @@
+package httptrace
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Probe makes one request to rawURL on a fresh connection, follows
+// redirects (each hop on its own connection), and returns what it measured.
+// It never panics and returns within opts.Timeout (plus the follow-up
+// requests' own timeouts when Reuse or Conditional are set). A failure is
+// reported in Result.Err, classified by phase.
+func Probe(ctx context.Context, rawURL string, opts Options) *Result {
+	opts = opts.withDefaults()
+	res := &Result{URL: rawURL, Start: time.Now()}
+	if err := opts.Validate(); err != nil {
+		res.Err = &Error{Phase: ErrHTTP, Message: err.Error(), err: err}
+		return res
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		res.Err = &Error{Phase: ErrHTTP, Message: fmt.Sprintf("bad URL %q: want http(s)://host/path", rawURL), err: err}
+		return res
+	}
+	p := &prober{opts: opts, siteHost: u.Hostname()}
+	p.run(ctx, u, res)
+	return res
+}
+
+// prober carries one probe's options across its hops.
+type prober struct {
+	opts     Options
+	siteHost string // the URL's own host: Host/ConnectTo overrides apply to it
+}
+
+func (p *prober) run(ctx context.Context, u *url.URL, res *Result) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+
+	method, body := p.opts.Method, p.opts.Body
+	seen := map[string]bool{}
+	var chain []string
+	var cookies []*http.Cookie
+	for {
+		key := method + " " + u.String()
+		if seen[key] {
+			res.Err = &Error{Phase: ErrHTTP, Message: "redirect loop: " + strings.Join(append(chain, u.String()), " → ")}
+			return
+		}
+		seen[key] = true
+		chain = append(chain, u.String())
+
+		last := p.opts.NoRedirects || len(chain) > p.opts.MaxRedirects
+		h := &hop{p: p, deadline: deadline, keepAlive: p.opts.Reuse}
+		resp := h.do(ctx, res.Start, method, u, body, cookies, last)
+		hopRec := Hop{URL: u.String(), Status: resp.status, Timings: h.timings, RemoteAddr: h.remote.String()}
+		res.Hops = append(res.Hops, hopRec)
+		res.Timings = h.timings
+		res.ConnectAttempts = h.attempts
+		res.FinalURL = u.String()
+		if h.remote.IsValid() {
+			res.RemoteAddr = h.remote.String()
+			res.IPFamily = family(h.remote.Addr())
+		}
+		res.Status = resp.status
+		res.Proto = resp.proto
+		res.TLS = resp.tls
+		res.Header = resp.header
+		res.BodyBytes = resp.bodyBytes
+		res.Body = resp.body
+		res.BodyTruncated = resp.truncated
+		if resp.header != nil {
+			res.CDN = ParseCDN(resp.header)
+		}
+		if resp.err != nil {
+			res.Err = resp.err
+			h.close()
+			return
+		}
+		next := resp.location
+		if next == nil {
+			if p.opts.Reuse {
+				res.Warm = h.warm(ctx, method, u, body, cookies)
+			}
+			h.close()
+			if len(res.Hops) == 1 {
+				res.Hops = nil // a single hop is the result itself
+			}
+			if p.opts.Conditional && resp.status == http.StatusOK {
+				res.Conditional = p.conditional(ctx, u, resp.header)
+			}
+			return
+		}
+		h.close()
+		if len(chain) > p.opts.MaxRedirects {
+			res.Err = &Error{Phase: ErrHTTP, Message: fmt.Sprintf("more than %d redirects (last to %s): raise max_redirects or probe the final URL", p.opts.MaxRedirects, next)}
+			return
+		}
+		res.Redirects++
+		cookies = mergeCookies(cookies, resp.cookies)
+		// 301/302/303 turn into GET without a body, as browsers and curl -L do.
+		if resp.status != http.StatusTemporaryRedirect && resp.status != http.StatusPermanentRedirect {
+			if method != http.MethodGet && method != http.MethodHead {
+				method = http.MethodGet
+			}
+			body = nil
+		}
+		u = next
+	}
+}
+
+// conditional revalidates u with the validators of a 200, on a fresh
+// connection and with a timeout of its own.
+func (p *prober) conditional(parent context.Context, u *url.URL, hdr http.Header) *Conditional {
+	c := &Conditional{IfModified: hdr.Get("Last-Modified"), IfNoneMatch: hdr.Get("ETag")}
+	if c.IfModified == "" && c.IfNoneMatch == "" {
+		return c
+	}
+	c.Sent = true
+	ctx, cancel := context.WithTimeout(parent, p.opts.Timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	extra := http.Header{}
+	if c.IfModified != "" {
+		extra.Set("If-Modified-Since", c.IfModified)
+	}
+	if c.IfNoneMatch != "" {
+		extra.Set("If-None-Match", c.IfNoneMatch)
+	}
+	h := &hop{p: p, deadline: deadline, extra: extra}
+	start := time.Now()
+	resp := h.do(ctx, start, http.MethodGet, u, nil, nil, true)
+	h.close()
+	c.Status = resp.status
+	c.NotModified = resp.status == http.StatusNotModified
+	c.Timings = h.timings
+	c.Error = resp.err
+	if resp.header != nil {
+		c.CDN = ParseCDN(resp.header)
+	}
+	return c
+}
+
+// hop is one request on its own connection, with the marks its trace hooks
+// stamp. The hooks only store time.Now(): no work there that the clock
+// could charge to a phase.
+type hop struct {
+	p         *prober
+	deadline  time.Time
+	keepAlive bool
+	extra     http.Header // headers of a follow-up request (conditional)
+
+	tr       *http.Transport
+	conn     net.Conn // the raw TCP connection, to bound it by the deadline
+	remote   netip.AddrPort
+	attempts int
+	timings  Timings
+
+	dnsStart, dnsDone       time.Time
+	connStart, connDone     time.Time
+	tlsStart, tlsDone       time.Time
+	wrote, firstByte, end   time.Time
+	dnsErr, connErr, tlsErr error
+}
+
+// hopResponse is what a hop learned besides its timings.
+type hopResponse struct {
+	status    int
+	proto     string
+	header    http.Header
+	tls       *TLSInfo
+	bodyBytes int64
+	body      []byte
+	truncated bool
+	location  *url.URL // next hop, when redirected and allowed to follow
+	cookies   []*http.Cookie
+	err       *Error
+}
+
+func (h *hop) transport() *http.Transport {
+	opts := h.p.opts
+	tcfg := &tls.Config{
+		RootCAs:            opts.RootCAs,
+		InsecureSkipVerify: opts.InsecureSkipVerify, //nolint:gosec // an explicit, reported user choice
+	}
+	tr := &http.Transport{
+		Proxy:                  nil, // measure the path to the target, not to a proxy
+		DialContext:            h.dial,
+		TLSClientConfig:        tcfg,
+		TLSHandshakeTimeout:    opts.Timeout,
+		DisableKeepAlives:      !h.keepAlive,
+		DisableCompression:     true, // bytes as on the wire
+		MaxResponseHeaderBytes: 1 << 20,
+		ForceAttemptHTTP2:      !opts.DisableHTTP2,
+	}
+	if opts.DisableHTTP2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return tr
+}
+
+// do sends one request. When follow is false a 3xx is the final answer.
+func (h *hop) do(ctx context.Context, start time.Time, method string, u *url.URL, body []byte, cookies []*http.Cookie, last bool) (out hopResponse) {
+	opts := h.p.opts
+	if h.tr == nil {
+		h.tr = h.transport()
+	}
+	if u.Hostname() == h.p.siteHost && opts.Host != "" {
+		h.tr.TLSClientConfig.ServerName = opts.Host
+	}
+
+	trace := &httptrace.ClientTrace{
+		TLSHandshakeStart:    func() { h.tlsStart = time.Now() },
+		TLSHandshakeDone:     func(_ tls.ConnectionState, err error) { h.tlsDone = time.Now(); h.tlsErr = err },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { h.wrote = time.Now() },
+		GotFirstResponseByte: func() { h.firstByte = time.Now() },
+	}
+	req, err := h.newRequest(httptrace.WithClientTrace(ctx, trace), method, u, body, cookies)
+	if err != nil {
+		out.err = &Error{Phase: ErrHTTP, Message: err.Error(), err: err}
+		return out
+	}
+	hopStart := time.Now()
+	resp, err := h.tr.RoundTrip(req)
+	if err != nil {
+		h.finish(start, hopStart, time.Now())
+		out.err = h.classify(ctx, err, "")
+		return out
+	}
+	defer resp.Body.Close()
+	out.status, out.proto, out.header = resp.StatusCode, resp.Proto, resp.Header
+	out.tls = tlsInfo(resp.TLS, opts.InsecureSkipVerify)
+	out.cookies = resp.Cookies()
+
+	if loc := resp.Header.Get("Location"); !last && isRedirect(resp.StatusCode) && loc != "" {
+		next, perr := u.Parse(loc)
+		if perr != nil {
+			h.end = time.Now()
+			h.finish(start, hopStart, h.end)
+			out.err = &Error{Phase: ErrHTTP, Message: fmt.Sprintf("redirect to unparsable Location %q", loc), err: perr}
+			return out
+		}
+		out.location = next
+	}
+
+	var sink io.Writer = io.Discard
+	var kept *bytes.Buffer
+	if opts.KeepBody && out.location == nil {
+		kept = &bytes.Buffer{}
+		sink = kept
+	}
+	n, rerr := io.Copy(sink, io.LimitReader(resp.Body, opts.BodyLimit+1))
+	h.end = time.Now()
+	h.finish(start, hopStart, h.end)
+	out.bodyBytes = n
+	if kept != nil {
+		out.body = kept.Bytes()
+	}
+	switch {
+	case rerr != nil:
+		out.err = h.classify(ctx, rerr, fmt.Sprintf(" after %d body bytes", n))
+	case n > opts.BodyLimit:
+		out.bodyBytes, out.truncated = opts.BodyLimit, true
+		out.err = &Error{Phase: ErrHTTP, Message: fmt.Sprintf("body larger than the read limit of %d bytes (Content-Length %d): raise body_limit or probe a smaller resource", opts.BodyLimit, resp.ContentLength)}
+	}
+	return out
+}
+
+func (h *hop) newRequest(ctx context.Context, method string, u *url.URL, body []byte, cookies []*http.Cookie) (*http.Request, error) {
+	opts := h.p.opts
+	var rd io.Reader
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	for k, vs := range opts.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	for k, vs := range h.extra {
+		req.Header[k] = vs
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", opts.UserAgent)
+	}
+	if opts.ServerTiming {
+		req.Header.Add("Pragma", "server-timing")
+	}
+	if u.Hostname() == h.p.siteHost && opts.Host != "" {
+		req.Host = opts.Host
+	}
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	return req, nil
+}
+
+// finish turns the hop's marks into the phase durations of the contract.
+func (h *hop) finish(start, hopStart, end time.Time) {
+	t := &h.timings
+	t.DNS = span(h.dnsStart, h.dnsDone)
+	t.Connect = span(h.connStart, h.connDone)
+	t.TLS = span(h.tlsStart, h.tlsDone)
+	t.TTFB = span(h.wrote, h.firstByte)
+	t.Transfer = span(h.firstByte, h.end)
+	t.FirstByte = span(hopStart, h.firstByte)
+	if !end.IsZero() {
+		t.Total = end.Sub(start)
+	}
+}
+
+func span(a, b time.Time) time.Duration {
+	if a.IsZero() || b.IsZero() || b.Before(a) {
+		return 0
+	}
+	return b.Sub(a)
+}
+
+// dial resolves and connects, timing both, honouring ConnectTo, the IP
+// version policy and Pin. The connection is bounded by the probe deadline
+// because the transport lets dials and handshakes outlive a cancelled
+// request.
+func (h *hop) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithDeadline(ctx, h.deadline)
+	defer cancel()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	opts := h.p.opts
+	if host == h.p.siteHost && opts.ConnectTo != "" {
+		host, port = splitConnectTo(opts.ConnectTo, port)
+	}
+	ips, err := h.resolve(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	var lastErr error
+	for i, ip := range ips {
+		if i == maxConnectAttempts {
+			break
+		}
+		h.attempts++
+		target := netip.AddrPortFrom(ip, uint16(atoiPort(port)))
+		h.connStart, h.connDone = time.Now(), time.Time{}
+		conn, err := d.DialContext(ctx, "tcp", target.String())
+		if err == nil {
+			h.connDone = time.Now()
+			h.remote, h.conn = target, conn
+			_ = conn.SetDeadline(h.deadline)
+			return conn, nil
+		}
+		h.connErr, lastErr = err, err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (h *hop) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	opts := h.p.opts
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{ip.Unmap()}, nil
+	}
+	network := "ip"
+	switch opts.IPVersion {
+	case IPv4Only:
+		network = "ip4"
+	case IPv6Only:
+		network = "ip6"
+	}
+	r := h.resolver()
+	h.dnsStart = time.Now()
+	ips, err := r.LookupNetIP(ctx, network, host)
+	h.dnsDone = time.Now()
+	if err != nil {
+		h.dnsErr = err
+		return nil, err
+	}
+	for i := range ips {
+		ips[i] = ips[i].Unmap()
+	}
+	ips = orderByFamily(ips, opts.IPVersion)
+	if opts.Pin.IsValid() {
+		for _, ip := range ips {
+			if ip == opts.Pin {
+				return []netip.Addr{ip}, nil
+			}
+		}
+		h.dnsErr = fmt.Errorf("%s no longer resolves to %s (got %v)", host, opts.Pin, ips)
+		return nil, h.dnsErr
+	}
+	if len(ips) == 0 {
+		h.dnsErr = fmt.Errorf("%s has no %s address", host, network)
+		return nil, h.dnsErr
+	}
+	return ips, nil
+}
+
+func (h *hop) resolver() *net.Resolver {
+	server := h.p.opts.DNSServer
+	if server == "" {
+		return net.DefaultResolver
+	}
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		},
+	}
+}
+
+// warm sends the same request again on the hop's (kept-alive) connection.
+func (h *hop) warm(parent context.Context, method string, u *url.URL, body []byte, cookies []*http.Cookie) *Timings {
+	ctx, cancel := context.WithTimeout(parent, h.p.opts.Timeout)
+	defer cancel()
+	h.deadline, _ = ctx.Deadline()
+	if h.conn != nil {
+		_ = h.conn.SetDeadline(h.deadline)
+	}
+	w := &hop{p: h.p, deadline: h.deadline, keepAlive: true, tr: h.tr}
+	start := time.Now()
+	resp := w.do(ctx, start, method, u, body, cookies, true)
+	if resp.err != nil {
+		return nil
+	}
+	return &w.timings
+}
+
+func (h *hop) close() {
+	if h.tr != nil {
+		h.tr.CloseIdleConnections()
+	}
+	if h.conn != nil {
+		h.conn.Close()
+	}
+}
+
+func orderByFamily(ips []netip.Addr, policy string) []netip.Addr {
+	var first func(netip.Addr) bool
+	switch policy {
+	case IPPrefer4:
+		first = netip.Addr.Is4
+	case IPPrefer6:
+		first = netip.Addr.Is6
+	default:
+		return ips
+	}
+	out := make([]netip.Addr, 0, len(ips))
+	for _, ip := range ips {
+		if first(ip) {
+			out = append(out, ip)
+		}
+	}
+	for _, ip := range ips {
+		if !first(ip) {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func splitConnectTo(connectTo, defaultPort string) (host, port string) {
+	if h, p, err := net.SplitHostPort(connectTo); err == nil {
+		return h, p
+	}
+	return strings.Trim(connectTo, "[]"), defaultPort
+}
+
+func atoiPort(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func family(ip netip.Addr) string {
+	if ip.Is4() {
+		return "ipv4"
+	}
+	return "ipv6"
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+func mergeCookies(have, got []*http.Cookie) []*http.Cookie {
+	for _, c := range got {
+		replaced := false
+		for i, h := range have {
+			if h.Name == c.Name {
+				have[i], replaced = c, true
+			}
+		}
+		if !replaced {
+			have = append(have, c)
+		}
+	}
+	return have
+}
+
+func tlsInfo(cs *tls.ConnectionState, insecure bool) *TLSInfo {
+	if cs == nil {
+		return nil
+	}
+	info := &TLSInfo{
+		Version:            tls.VersionName(cs.Version),
+		CipherSuite:        tls.CipherSuiteName(cs.CipherSuite),
+		ALPN:               cs.NegotiatedProtocol,
+		ServerName:         cs.ServerName,
+		InsecureSkipVerify: insecure,
+		Resumed:            cs.DidResume,
+	}
+	if len(cs.PeerCertificates) > 0 {
+		leaf := cs.PeerCertificates[0]
+		info.Subject = leaf.Subject.String()
+		info.Issuer = leaf.Issuer.String()
+		info.DNSNames = leaf.DNSNames
+		info.NotAfter = leaf.NotAfter
+	}
+	return info
+}
