@@ -6,6 +6,7 @@
 package httptrace
 
 import (
+	"net/http"
 	"time"
 )
 
@@ -95,49 +96,49 @@ type TLSInfo struct {
 
 // Hop is one request of a redirect chain, measured on its own connection.
 type Hop struct {
-	URL        string  `json:"url"`
-	Status     int     `json:"status"`
-	Timings    Timings `json:"-"`
-	RemoteAddr string  `json:"remote_addr,omitempty"`
+	URL        string
+	Status     int
+	Timings    Timings
+	RemoteAddr string
 }
 
 // Conditional is the revalidation path: after a 200 carrying Last-Modified
 // or ETag, the same request with If-Modified-Since / If-None-Match.
 type Conditional struct {
-	Sent        bool          `json:"sent"` // false when the first answer had no validator
-	IfModified  string        `json:"if_modified_since,omitempty"`
-	IfNoneMatch string        `json:"if_none_match,omitempty"`
-	Status      int           `json:"status,omitempty"` // 304 when revalidation works
-	NotModified bool          `json:"not_modified"`     // Status == 304
-	Timings     Timings       `json:"-"`
-	FirstByte   time.Duration `json:"-"`
-	Error       *Error        `json:"error,omitempty"`
-	CDN         CDN           `json:"cdn"`
+	Sent        bool    `json:"sent"` // false when the first answer had no validator
+	IfModified  string  `json:"if_modified_since,omitempty"`
+	IfNoneMatch string  `json:"if_none_match,omitempty"`
+	Status      int     `json:"status,omitempty"` // 304 when revalidation works
+	NotModified bool    `json:"not_modified"`     // Status == 304
+	Timings     Timings `json:"-"`
+	Error       *Error  `json:"error,omitempty"`
+	CDN         CDN     `json:"cdn"`
 }
 
-// Result is everything one probe learned. On failure Err is set and the
+// Result is everything one probe learned (probe.Sample gives it the
+// documented JSON form). On failure Err is set and the
 // timings hold what was measured up to the failure.
 type Result struct {
-	URL             string              `json:"url"`       // the URL asked for
-	FinalURL        string              `json:"final_url"` // after redirects
-	Start           time.Time           `json:"time"`
-	Timings         Timings             `json:"-"`
-	Hops            []Hop               `json:"hops,omitempty"` // every hop incl. the final one, when redirected
-	Redirects       int                 `json:"redirects"`
-	RemoteAddr      string              `json:"remote_addr,omitempty"` // ip:port of the final hop
-	IPFamily        string              `json:"ip_family,omitempty"`   // "ipv4" | "ipv6"
-	ConnectAttempts int                 `json:"connect_attempts"`
-	Proto           string              `json:"http_version,omitempty"` // "HTTP/1.1", "HTTP/2.0"
-	Status          int                 `json:"status"`
-	BodyBytes       int64               `json:"body_bytes"`
-	BodyTruncated   bool                `json:"body_truncated,omitempty"` // the read limit was reached
-	Header          map[string][]string `json:"-"`                        // final response headers, for assertions
-	Body            []byte              `json:"-"`                        // kept only when Options.KeepBody
-	TLS             *TLSInfo            `json:"tls,omitempty"`
-	CDN             CDN                 `json:"cdn"`
-	Warm            *Timings            `json:"-"` // a second request on the same connection (Options.Reuse)
-	Conditional     *Conditional        `json:"conditional,omitempty"`
-	Err             *Error              `json:"error"`
+	URL             string // the URL asked for
+	FinalURL        string // after redirects
+	Start           time.Time
+	Timings         Timings
+	Hops            []Hop // every hop incl. the final one, when redirected
+	Redirects       int
+	RemoteAddr      string // ip:port of the final hop
+	IPFamily        string // "ipv4" | "ipv6"
+	ConnectAttempts int
+	Proto           string // "HTTP/1.1", "HTTP/2.0"
+	Status          int
+	BodyBytes       int64
+	BodyTruncated   bool        // the read limit was reached
+	Header          http.Header // final response headers, for assertions
+	Body            []byte      // kept only when Options.KeepBody
+	TLS             *TLSInfo
+	CDN             CDN
+	Warm            *Timings // a second request on the same connection (Options.Reuse)
+	Conditional     *Conditional
+	Err             *Error
 }
 
 // OK reports whether the probe succeeded.
