@@ -14,21 +14,21 @@ import (
 )
 
 // phase tells where the hop stopped, from the marks it stamped.
-func (h *hop) phase() string {
+func (m *marks) phase() string {
 	switch {
-	case h.dnsErr != nil || (!h.dnsStart.IsZero() && h.dnsDone.IsZero()):
+	case m.dnsErr != nil || (!m.dnsStart.IsZero() && m.dnsDone.IsZero()):
 		return ErrDNS
-	case h.connDone.IsZero() && (h.connErr != nil || !h.connStart.IsZero()):
+	case m.connDone.IsZero() && (m.connErr != nil || !m.connStart.IsZero()):
 		return ErrConnect
-	case h.tlsErr != nil || (!h.tlsStart.IsZero() && h.tlsDone.IsZero()):
+	case m.tlsErr != nil || (!m.tlsStart.IsZero() && m.tlsDone.IsZero()):
 		return ErrTLS
 	}
 	return ErrHTTP
 }
 
 // doing names what the hop was doing when it stopped, for messages.
-func (h *hop) doing() string {
-	switch h.phase() {
+func (m *marks) doing() string {
+	switch m.phase() {
 	case ErrDNS:
 		return "the DNS lookup"
 	case ErrConnect:
@@ -37,9 +37,9 @@ func (h *hop) doing() string {
 		return "the TLS handshake"
 	}
 	switch {
-	case h.wrote.IsZero():
+	case m.wrote.IsZero():
 		return "sending the request"
-	case h.firstByte.IsZero():
+	case m.firstByte.IsZero():
 		return "waiting for the first byte (ttfb)"
 	}
 	return "reading the body (transfer)"
@@ -47,28 +47,28 @@ func (h *hop) doing() string {
 
 // classify turns an error into a failure a person can act on.
 func (h *hop) classify(ctx context.Context, err error, detail string) *Error {
+	m := h.marks()
 	if isTimeout(ctx, err) {
-		return &Error{Phase: ErrTimeout, Message: fmt.Sprintf("no answer within %s: timed out during %s%s", h.p.opts.Timeout, h.doing(), detail), err: err}
+		return &Error{Phase: ErrTimeout, Message: fmt.Sprintf("no answer within %s: timed out during %s%s", h.p.opts.Timeout, m.doing(), detail), err: err}
 	}
-	phase := h.phase()
-	switch phase {
+	switch m.phase() {
 	case ErrDNS:
-		if h.dnsErr != nil {
-			err = h.dnsErr
+		if m.dnsErr != nil {
+			err = m.dnsErr
 		}
 		return &Error{Phase: ErrDNS, Message: dnsMessage(err, h.p.opts.DNSServer), err: err}
 	case ErrConnect:
-		if h.connErr != nil {
-			err = h.connErr
+		if m.connErr != nil {
+			err = m.connErr
 		}
 		return &Error{Phase: ErrConnect, Message: connectMessage(err), err: err}
 	case ErrTLS:
-		if h.tlsErr != nil {
-			err = h.tlsErr
+		if m.tlsErr != nil {
+			err = m.tlsErr
 		}
 		return &Error{Phase: ErrTLS, Message: h.tlsMessage(err), err: err}
 	}
-	return &Error{Phase: ErrHTTP, Message: httpMessage(err, h.doing(), detail), err: err}
+	return &Error{Phase: ErrHTTP, Message: httpMessage(err, m.doing(), detail), err: err}
 }
 
 func isTimeout(ctx context.Context, err error) bool {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -64,15 +65,16 @@ func (p *prober) run(ctx context.Context, u *url.URL, res *Result) {
 
 		last := p.opts.NoRedirects || len(chain) > p.opts.MaxRedirects
 		h := &hop{p: p, deadline: deadline, keepAlive: p.opts.Reuse}
-		resp := h.do(ctx, res.Start, method, u, body, cookies, last)
-		hopRec := Hop{URL: u.String(), Status: resp.status, Timings: h.timings, RemoteAddr: h.remote.String()}
+		resp := h.do(ctx, method, u, body, cookies, last)
+		m := h.marks()
+		hopRec := Hop{URL: u.String(), Status: resp.status, Timings: h.timings, RemoteAddr: m.remote.String()}
 		res.Hops = append(res.Hops, hopRec)
-		res.Timings = h.timings
-		res.ConnectAttempts = h.attempts
+		res.Timings = h.since(res.Start)
+		res.ConnectAttempts = m.attempts
 		res.FinalURL = u.String()
-		if h.remote.IsValid() {
-			res.RemoteAddr = h.remote.String()
-			res.IPFamily = family(h.remote.Addr())
+		if m.remote.IsValid() {
+			res.RemoteAddr = m.remote.String()
+			res.IPFamily = family(m.remote.Addr())
 		}
 		res.Status = resp.status
 		res.Proto = resp.proto
@@ -140,8 +142,7 @@ func (p *prober) conditional(parent context.Context, u *url.URL, hdr http.Header
 		extra.Set("If-None-Match", c.IfNoneMatch)
 	}
 	h := &hop{p: p, deadline: deadline, extra: extra}
-	start := time.Now()
-	resp := h.do(ctx, start, http.MethodGet, u, nil, nil, true)
+	resp := h.do(ctx, http.MethodGet, u, nil, nil, true)
 	h.close()
 	c.Status = resp.status
 	c.NotModified = resp.status == http.StatusNotModified
@@ -162,17 +163,47 @@ type hop struct {
 	keepAlive bool
 	extra     http.Header // headers of a follow-up request (conditional)
 
-	tr       *http.Transport
-	conn     net.Conn // the raw TCP connection, to bound it by the deadline
-	remote   netip.AddrPort
-	attempts int
-	timings  Timings
+	tr      *http.Transport
+	timings Timings
 
+	// The transport calls the hooks and the dialer from goroutines of its
+	// own, which may outlive a timed-out RoundTrip: marks are guarded.
+	mu sync.Mutex
+	m  marks
+}
+
+// marks are the instants a hop's hooks stamped, and what they saw.
+type marks struct {
 	dnsStart, dnsDone       time.Time
 	connStart, connDone     time.Time
 	tlsStart, tlsDone       time.Time
 	wrote, firstByte, end   time.Time
+	start, stop             time.Time // the hop's RoundTrip start and its end (or failure)
 	dnsErr, connErr, tlsErr error
+	conn                    net.Conn // the raw TCP connection, to bound it by the deadline
+	remote                  netip.AddrPort
+	attempts                int
+}
+
+// stamp records now in one of the hop's marks. The clock is read before
+// the lock so that waiting for it is not charged to the phase.
+func (h *hop) stamp(mark *time.Time) {
+	now := time.Now()
+	h.mu.Lock()
+	*mark = now
+	h.mu.Unlock()
+}
+
+func (h *hop) update(f func(m *marks)) {
+	h.mu.Lock()
+	f(&h.m)
+	h.mu.Unlock()
+}
+
+func (h *hop) marks() marks {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.m
 }
 
 // hopResponse is what a hop learned besides its timings.
@@ -212,7 +243,7 @@ func (h *hop) transport() *http.Transport {
 }
 
 // do sends one request. When follow is false a 3xx is the final answer.
-func (h *hop) do(ctx context.Context, start time.Time, method string, u *url.URL, body []byte, cookies []*http.Cookie, last bool) (out hopResponse) {
+func (h *hop) do(ctx context.Context, method string, u *url.URL, body []byte, cookies []*http.Cookie, last bool) (out hopResponse) {
 	opts := h.p.opts
 	if h.tr == nil {
 		h.tr = h.transport()
@@ -222,10 +253,13 @@ func (h *hop) do(ctx context.Context, start time.Time, method string, u *url.URL
 	}
 
 	trace := &httptrace.ClientTrace{
-		TLSHandshakeStart:    func() { h.tlsStart = time.Now() },
-		TLSHandshakeDone:     func(_ tls.ConnectionState, err error) { h.tlsDone = time.Now(); h.tlsErr = err },
-		WroteRequest:         func(httptrace.WroteRequestInfo) { h.wrote = time.Now() },
-		GotFirstResponseByte: func() { h.firstByte = time.Now() },
+		TLSHandshakeStart: func() { h.stamp(&h.m.tlsStart) },
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+			h.stamp(&h.m.tlsDone)
+			h.update(func(m *marks) { m.tlsErr = err })
+		},
+		WroteRequest:         func(httptrace.WroteRequestInfo) { h.stamp(&h.m.wrote) },
+		GotFirstResponseByte: func() { h.stamp(&h.m.firstByte) },
 	}
 	req, err := h.newRequest(httptrace.WithClientTrace(ctx, trace), method, u, body, cookies)
 	if err != nil {
@@ -235,7 +269,7 @@ func (h *hop) do(ctx context.Context, start time.Time, method string, u *url.URL
 	hopStart := time.Now()
 	resp, err := h.tr.RoundTrip(req)
 	if err != nil {
-		h.finish(start, hopStart, time.Now())
+		h.finish(hopStart, time.Now())
 		out.err = h.classify(ctx, err, "")
 		return out
 	}
@@ -247,8 +281,7 @@ func (h *hop) do(ctx context.Context, start time.Time, method string, u *url.URL
 	if loc := resp.Header.Get("Location"); !last && isRedirect(resp.StatusCode) && loc != "" {
 		next, perr := u.Parse(loc)
 		if perr != nil {
-			h.end = time.Now()
-			h.finish(start, hopStart, h.end)
+			h.finish(hopStart, time.Now())
 			out.err = &Error{Phase: ErrHTTP, Message: fmt.Sprintf("redirect to unparsable Location %q", loc), err: perr}
 			return out
 		}
@@ -262,8 +295,8 @@ func (h *hop) do(ctx context.Context, start time.Time, method string, u *url.URL
 		sink = kept
 	}
 	n, rerr := io.Copy(sink, io.LimitReader(resp.Body, opts.BodyLimit+1))
-	h.end = time.Now()
-	h.finish(start, hopStart, h.end)
+	h.stamp(&h.m.end)
+	h.finish(hopStart, time.Time{})
 	out.bodyBytes = n
 	if kept != nil {
 		out.body = kept.Bytes()
@@ -311,18 +344,35 @@ func (h *hop) newRequest(ctx context.Context, method string, u *url.URL, body []
 	return req, nil
 }
 
-// finish turns the hop's marks into the phase durations of the contract.
-func (h *hop) finish(start, hopStart, end time.Time) {
-	t := &h.timings
-	t.DNS = span(h.dnsStart, h.dnsDone)
-	t.Connect = span(h.connStart, h.connDone)
-	t.TLS = span(h.tlsStart, h.tlsDone)
-	t.TTFB = span(h.wrote, h.firstByte)
-	t.Transfer = span(h.firstByte, h.end)
-	t.FirstByte = span(hopStart, h.firstByte)
-	if !end.IsZero() {
-		t.Total = end.Sub(start)
+// finish turns the hop's marks into the phase durations of the contract,
+// total and first_byte counted from the hop's own start.
+// A zero end means the body's end.
+func (h *hop) finish(hopStart, end time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := &h.m
+	if end.IsZero() {
+		end = m.end
 	}
+	m.start, m.stop = hopStart, end
+	t := &h.timings
+	t.DNS = span(m.dnsStart, m.dnsDone)
+	t.Connect = span(m.connStart, m.connDone)
+	t.TLS = span(m.tlsStart, m.tlsDone)
+	t.TTFB = span(m.wrote, m.firstByte)
+	t.Transfer = span(m.firstByte, m.end)
+	t.FirstByte = span(hopStart, m.firstByte)
+	t.Total = span(hopStart, end)
+}
+
+// since gives the hop's timings with total and first_byte counted from the
+// probe's start instead, so that they cover every hop before it.
+func (h *hop) since(start time.Time) Timings {
+	m := h.marks()
+	t := h.timings
+	t.Total = span(start, m.stop)
+	t.FirstByte = span(start, m.firstByte)
+	return t
 }
 
 func span(a, b time.Time) time.Duration {
@@ -357,17 +407,18 @@ func (h *hop) dial(ctx context.Context, network, addr string) (net.Conn, error) 
 		if i == maxConnectAttempts {
 			break
 		}
-		h.attempts++
 		target := netip.AddrPortFrom(ip, uint16(atoiPort(port)))
-		h.connStart, h.connDone = time.Now(), time.Time{}
+		h.update(func(m *marks) { m.attempts++; m.connDone = time.Time{} })
+		h.stamp(&h.m.connStart)
 		conn, err := d.DialContext(ctx, "tcp", target.String())
 		if err == nil {
-			h.connDone = time.Now()
-			h.remote, h.conn = target, conn
+			h.stamp(&h.m.connDone)
+			h.update(func(m *marks) { m.remote, m.conn = target, conn })
 			_ = conn.SetDeadline(h.deadline)
 			return conn, nil
 		}
-		h.connErr, lastErr = err, err
+		lastErr = err
+		h.update(func(m *marks) { m.connErr = err })
 		if ctx.Err() != nil {
 			break
 		}
@@ -388,11 +439,11 @@ func (h *hop) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 		network = "ip6"
 	}
 	r := h.resolver()
-	h.dnsStart = time.Now()
+	h.stamp(&h.m.dnsStart)
 	ips, err := r.LookupNetIP(ctx, network, host)
-	h.dnsDone = time.Now()
+	h.stamp(&h.m.dnsDone)
 	if err != nil {
-		h.dnsErr = err
+		h.update(func(m *marks) { m.dnsErr = err })
 		return nil, err
 	}
 	for i := range ips {
@@ -405,12 +456,14 @@ func (h *hop) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 				return []netip.Addr{ip}, nil
 			}
 		}
-		h.dnsErr = fmt.Errorf("%s no longer resolves to %s (got %v)", host, opts.Pin, ips)
-		return nil, h.dnsErr
+		err := fmt.Errorf("%s no longer resolves to %s (got %v)", host, opts.Pin, ips)
+		h.update(func(m *marks) { m.dnsErr = err })
+		return nil, err
 	}
 	if len(ips) == 0 {
-		h.dnsErr = fmt.Errorf("%s has no %s address", host, network)
-		return nil, h.dnsErr
+		err := fmt.Errorf("%s has no %s address", host, network)
+		h.update(func(m *marks) { m.dnsErr = err })
+		return nil, err
 	}
 	return ips, nil
 }
@@ -434,12 +487,11 @@ func (h *hop) warm(parent context.Context, method string, u *url.URL, body []byt
 	ctx, cancel := context.WithTimeout(parent, h.p.opts.Timeout)
 	defer cancel()
 	h.deadline, _ = ctx.Deadline()
-	if h.conn != nil {
-		_ = h.conn.SetDeadline(h.deadline)
+	if conn := h.marks().conn; conn != nil {
+		_ = conn.SetDeadline(h.deadline)
 	}
 	w := &hop{p: h.p, deadline: h.deadline, keepAlive: true, tr: h.tr}
-	start := time.Now()
-	resp := w.do(ctx, start, method, u, body, cookies, true)
+	resp := w.do(ctx, method, u, body, cookies, true)
 	if resp.err != nil {
 		return nil
 	}
@@ -450,8 +502,8 @@ func (h *hop) close() {
 	if h.tr != nil {
 		h.tr.CloseIdleConnections()
 	}
-	if h.conn != nil {
-		h.conn.Close()
+	if conn := h.marks().conn; conn != nil {
+		conn.Close()
 	}
 }
 
