@@ -1,0 +1,142 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// QueryDelay is a handler whose delays come from the request: ?fb= is the
+// server wait before the first byte, ?tx= the pause between the two halves
+// of the body. It records what it really slept (a sleep overshoots its
+// argument by the timer's slack), the ground truth of accuracy tests.
+type QueryDelay struct {
+	size int
+	mu   sync.Mutex
+	fb   []time.Duration
+	tx   []time.Duration
+}
+
+// QueryDelayHandler answers with a body of size bytes (at least 2).
+func QueryDelayHandler(size int) *QueryDelay {
+	return &QueryDelay{size: max(size, 2)}
+}
+
+func (q *QueryDelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	fb, _ := time.ParseDuration(r.URL.Query().Get("fb"))
+	tx, _ := time.ParseDuration(r.URL.Query().Get("tx"))
+	t0 := time.Now()
+	if !sleepCtx(r.Context(), fb) {
+		return
+	}
+	slept := time.Since(t0)
+	body := make([]byte, q.size)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body[:len(body)/2])
+	_ = http.NewResponseController(w).Flush()
+	t1 := time.Now()
+	if !sleepCtx(r.Context(), tx) {
+		return
+	}
+	q.mu.Lock()
+	q.fb, q.tx = append(q.fb, slept), append(q.tx, time.Since(t1))
+	q.mu.Unlock()
+	_, _ = w.Write(body[len(body)/2:])
+}
+
+// Waits returns what the handler slept, request by request, in order.
+func (q *QueryDelay) Waits() (firstByte, transfer []time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]time.Duration(nil), q.fb...), append([]time.Duration(nil), q.tx...)
+}
+
+// Reset forgets the recorded waits.
+func (q *QueryDelay) Reset() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.fb, q.tx = nil, nil
+}
+
+// FreeLoopbackAddr returns a 127.0.0.1 address with a port that was free a
+// moment ago, for programs that must be told where to listen.
+func FreeLoopbackAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// WaitHTTP polls url until it answers 2xx or the timeout passes.
+func WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", url, err)
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %v (last error: %v)", url, timeout, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ParseGauges reads Prometheus text exposition into a map from
+// `name{label="value",...}` (labels sorted; no braces without labels) to
+// the value of gauges, counters and untyped samples.
+func ParseGauges(r io.Reader) (map[string]float64, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse exposition: %w", err)
+	}
+	out := map[string]float64{}
+	for name, fam := range fams {
+		for _, m := range fam.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			sort.Strings(labels)
+			key := name
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Gauge != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.Counter != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.Untyped != nil:
+				out[key] = m.GetUntyped().GetValue()
+			}
+		}
+	}
+	return out, nil
+}
