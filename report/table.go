@@ -34,18 +34,30 @@ const (
 )
 
 // phaseColor gives each phase of the waterfall its own colour.
-var phaseColor = map[string]string{
-	"redirects":             sgrGray,
-	httptrace.PhaseDNS:      sgrCyan,
-	httptrace.PhaseConnect:  sgrYellow,
-	httptrace.PhaseTLS:      sgrPurple,
-	httptrace.PhaseTTFB:     sgrGreen,
-	httptrace.PhaseTransfer: sgrBlue,
+func phaseColor(phase string) string {
+	switch phase {
+	case "redirects":
+		return sgrGray
+	case httptrace.PhaseDNS:
+		return sgrCyan
+	case httptrace.PhaseConnect:
+		return sgrYellow
+	case httptrace.PhaseTLS:
+		return sgrPurple
+	case httptrace.PhaseTTFB:
+		return sgrGreen
+	case httptrace.PhaseTransfer:
+		return sgrBlue
+	}
+	return ""
 }
 
-// diffColorPct: differences smaller than this (in %) stay uncoloured, so
-// noise does not look like a verdict.
-const diffColorPct = 5
+// Differences smaller than these stay uncoloured, so noise does not look
+// like a verdict.
+const (
+	diffColorPct = 5
+	diffColorAbs = 500 * time.Microsecond
+)
 
 type painter struct{ color bool }
 
@@ -167,14 +179,14 @@ func writeWaterfall(b *strings.Builder, p painter, g Group, width int, longest t
 	b.WriteString("  " + p.paint(sgrDim, fmt.Sprintf("%-*s%*s%*s", nameW, "phase", numW, "start ms", numW, "time ms")) + "\n")
 	for _, r := range waterfall(m.Result) {
 		cells := drawBar(float64(r.start)*scale, float64(r.dur)*scale, r.dur > 0, barW)
-		line := fmt.Sprintf("  %-*s%*s%*s  %s", nameW, r.name, numW, ms(r.start), numW, ms(r.dur), p.paint(phaseColor[r.name], cells))
+		line := fmt.Sprintf("  %-*s%*s%*s  %s", nameW, r.name, numW, ms(r.start), numW, ms(r.dur), p.paint(phaseColor(r.name), cells))
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
 	}
 	b.WriteString("  " + p.paint(sgrBold, fmt.Sprintf("%-*s%*s%*s", nameW, "total", numW, "", numW, ms(total))) + "\n")
 }
 
-// eighths are the left-aligned partial blocks, 1/8 to 8/8 of a cell.
-var eighths = []rune(" ▏▎▍▌▋▊▉█")
+// eighths are the left-aligned partial blocks, 0/8 to 8/8 of a cell.
+const eighths = " ▏▎▍▌▋▊▉█"
 
 // drawBar draws a bar from start to start+length (in cells) with eighth
 // block precision at its end; a non-empty phase gets at least a sliver.
@@ -185,7 +197,7 @@ func drawBar(start, length float64, nonEmpty bool, width int) string {
 		n = 1
 	}
 	n = min(n, (width-col)*8)
-	return strings.Repeat(" ", col) + strings.Repeat("█", n/8) + strings.TrimRight(string(eighths[n%8]), " ")
+	return strings.Repeat(" ", col) + strings.Repeat("█", n/8) + strings.TrimRight(string([]rune(eighths)[n%8]), " ")
 }
 
 // cell is one table cell: text, its colour, right-aligned unless left.
@@ -277,6 +289,7 @@ func diffCell(c Comparison, phase string) cell {
 	if r.HasPct {
 		text += fmt.Sprintf(" (%+.0f%%)", r.Pct)
 		switch {
+		case r.Diff > -diffColorAbs && r.Diff < diffColorAbs:
 		case r.Pct <= -diffColorPct:
 			sgr = sgrGreen
 		case r.Pct >= diffColorPct:

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -142,7 +143,7 @@ type group struct {
 }
 
 func (g group) label() string {
-	return strings.TrimSpace(strings.Join([]string{g.role, g.address, g.url}, " "))
+	return strings.Join(slices.DeleteFunc([]string{g.role, g.address, g.url}, func(s string) bool { return s == "" }), " ")
 }
 
 func runCheck(ctx context.Context, a *app, f *checkFlags, methodSet bool, args []string) error {

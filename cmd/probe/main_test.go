@@ -393,13 +393,25 @@ func TestCheckInterrupt(t *testing.T) {
 	srv, ca := tlsServer(t, sleepHandler(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "check", srv.URL+"/", "--ca-file", ca, "--count", "100", "--interval", "50ms")
+	save := filepath.Join(t.TempDir(), "samples.jsonl")
+	cmd := exec.CommandContext(ctx, binary, "check", srv.URL+"/", "--ca-file", ca, "--count", "100", "--interval", "50ms", "--save", save)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond)
+	// Interrupt once a few probes are saved: the signal handler is surely
+	// installed by then.
+	for {
+		data, _ := os.ReadFile(save)
+		if bytes.Count(data, []byte("\n")) >= 3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no samples saved")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

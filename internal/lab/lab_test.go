@@ -857,3 +857,45 @@ func TestDelayProxyNoAccumulation(t *testing.T) {
 		t.Errorf("after half-close: %v, want EOF", err)
 	}
 }
+
+func TestDelayProxyCloseInFlight(t *testing.T) {
+	noLeaks(t)
+	p, err := NewDelayProxy(echoServer(t), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("held in the delay line")); err != nil {
+		t.Fatal(err)
+	}
+	for p.Accepted() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	p.Close()
+	p.Close() // twice is fine
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Errorf("Close took %v with data in the delay line", d)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := conn.Read(make([]byte, 64)); err == nil || n > 0 {
+		t.Errorf("read %d bytes, err %v after Close; want the connection cut", n, err)
+	}
+}
+
+func TestDelayProxyRefusedTarget(t *testing.T) {
+	noLeaks(t)
+	addr, err := NewRefusingAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, addr, time.Millisecond)
+	c := newClient(t, nil)
+	if _, err := c.Get("http://" + p.Addr() + "/"); err == nil {
+		t.Error("request through a proxy to a refusing target succeeded")
+	}
+}
