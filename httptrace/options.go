@@ -47,8 +47,8 @@ type Options struct {
 	DNSServer string
 	// IPVersion is one of the IP* policies.
 	IPVersion string
-	// Pin dials this address, which must be among the resolved ones (the
-	// DNS phase is still measured): used to probe every address of a name.
+	// Pin dials this address for the site's host (the DNS lookup is still
+	// made and timed): used to probe every address of a name.
 	Pin netip.Addr
 
 	RootCAs            *x509.CertPool // nil means the system roots

@@ -49,6 +49,11 @@ func (p *prober) run(ctx context.Context, u *url.URL, res *Result) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
+	defer func() {
+		if len(res.Hops) == 1 {
+			res.Hops = nil // a single hop is the result itself
+		}
+	}()
 
 	method, body := p.opts.Method, p.opts.Body
 	seen := map[string]bool{}
@@ -63,29 +68,9 @@ func (p *prober) run(ctx context.Context, u *url.URL, res *Result) {
 		seen[key] = true
 		chain = append(chain, u.String())
 
-		last := p.opts.NoRedirects || len(chain) > p.opts.MaxRedirects
 		h := &hop{p: p, deadline: deadline, keepAlive: p.opts.Reuse}
-		resp := h.do(ctx, method, u, body, cookies, last)
-		m := h.marks()
-		hopRec := Hop{URL: u.String(), Status: resp.status, Timings: h.timings, RemoteAddr: m.remote.String()}
-		res.Hops = append(res.Hops, hopRec)
-		res.Timings = h.since(res.Start)
-		res.ConnectAttempts = m.attempts
-		res.FinalURL = u.String()
-		if m.remote.IsValid() {
-			res.RemoteAddr = m.remote.String()
-			res.IPFamily = family(m.remote.Addr())
-		}
-		res.Status = resp.status
-		res.Proto = resp.proto
-		res.TLS = resp.tls
-		res.Header = resp.header
-		res.BodyBytes = resp.bodyBytes
-		res.Body = resp.body
-		res.BodyTruncated = resp.truncated
-		if resp.header != nil {
-			res.CDN = ParseCDN(resp.header)
-		}
+		resp := h.do(ctx, method, u, body, cookies, p.opts.NoRedirects)
+		res.record(u, h, &resp)
 		if resp.err != nil {
 			res.Err = resp.err
 			h.close()
@@ -97,9 +82,6 @@ func (p *prober) run(ctx context.Context, u *url.URL, res *Result) {
 				res.Warm = h.warm(ctx, method, u, body, cookies)
 			}
 			h.close()
-			if len(res.Hops) == 1 {
-				res.Hops = nil // a single hop is the result itself
-			}
 			if p.opts.Conditional && resp.status == http.StatusOK {
 				res.Conditional = p.conditional(ctx, u, resp.header)
 			}
@@ -107,7 +89,7 @@ func (p *prober) run(ctx context.Context, u *url.URL, res *Result) {
 		}
 		h.close()
 		if len(chain) > p.opts.MaxRedirects {
-			res.Err = &Error{Phase: ErrHTTP, Message: fmt.Sprintf("more than %d redirects (last to %s): raise max_redirects or probe the final URL", p.opts.MaxRedirects, next)}
+			res.Err = &Error{Phase: ErrHTTP, Message: fmt.Sprintf("more than %d redirects (the next to %s): raise max_redirects or probe the final URL", p.opts.MaxRedirects, next)}
 			return
 		}
 		res.Redirects++
@@ -121,6 +103,28 @@ func (p *prober) run(ctx context.Context, u *url.URL, res *Result) {
 		}
 		u = next
 	}
+}
+
+// record makes the hop just measured the result's latest word.
+func (res *Result) record(u *url.URL, h *hop, resp *hopResponse) {
+	m := h.marks()
+	hop := Hop{URL: u.String(), Status: resp.status, Timings: h.timings}
+	res.ConnectAttempts = m.attempts
+	res.RemoteAddr, res.IPFamily = "", ""
+	if m.remote.IsValid() {
+		hop.RemoteAddr = m.remote.String()
+		res.RemoteAddr = hop.RemoteAddr
+		res.IPFamily = family(m.remote.Addr())
+	}
+	res.Hops = append(res.Hops, hop)
+	res.Timings = h.since(res.Start)
+	res.FinalURL = u.String()
+	res.Status, res.Proto, res.TLS, res.Header = resp.status, resp.proto, resp.tls, resp.header
+	res.BodyBytes, res.Body, res.BodyTruncated = resp.bodyBytes, resp.body, resp.truncated
+	res.CDN = ParseCDN(resp.header)
+	res.LastModified = resp.header.Get("Last-Modified")
+	res.ETag = resp.header.Get("ETag")
+	res.Location = resp.header.Get("Location")
 }
 
 // conditional revalidates u with the validators of a 200, on a fresh
@@ -242,8 +246,8 @@ func (h *hop) transport() *http.Transport {
 	return tr
 }
 
-// do sends one request. When follow is false a 3xx is the final answer.
-func (h *hop) do(ctx context.Context, method string, u *url.URL, body []byte, cookies []*http.Cookie, last bool) (out hopResponse) {
+// do sends one request. With noFollow a 3xx is the final answer.
+func (h *hop) do(ctx context.Context, method string, u *url.URL, body []byte, cookies []*http.Cookie, noFollow bool) (out hopResponse) {
 	opts := h.p.opts
 	if h.tr == nil {
 		h.tr = h.transport()
@@ -278,7 +282,7 @@ func (h *hop) do(ctx context.Context, method string, u *url.URL, body []byte, co
 	out.tls = tlsInfo(resp.TLS, opts.InsecureSkipVerify)
 	out.cookies = resp.Cookies()
 
-	if loc := resp.Header.Get("Location"); !last && isRedirect(resp.StatusCode) && loc != "" {
+	if loc := resp.Header.Get("Location"); !noFollow && isRedirect(resp.StatusCode) && loc != "" {
 		next, perr := u.Parse(loc)
 		if perr != nil {
 			h.finish(hopStart, time.Now())
@@ -394,10 +398,11 @@ func (h *hop) dial(ctx context.Context, network, addr string) (net.Conn, error) 
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	opts := h.p.opts
-	if host == h.p.siteHost && opts.ConnectTo != "" {
+	site := host == h.p.siteHost
+	if site && opts.ConnectTo != "" {
 		host, port = splitConnectTo(opts.ConnectTo, port)
 	}
-	ips, err := h.resolve(ctx, host)
+	ips, err := h.resolve(ctx, host, site)
 	if err != nil {
 		return nil, err
 	}
@@ -426,11 +431,34 @@ func (h *hop) dial(ctx context.Context, network, addr string) (net.Conn, error) 
 	return nil, lastErr
 }
 
-func (h *hop) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+// resolve times the lookup of host. A pinned site is dialled at its pinned
+// address even when the answer has moved on (CDN answers rotate): the
+// lookup is still made and timed, as a client would.
+func (h *hop) resolve(ctx context.Context, host string, site bool) ([]netip.Addr, error) {
 	opts := h.p.opts
 	if ip, err := netip.ParseAddr(host); err == nil {
+		if site && opts.Pin.IsValid() {
+			return []netip.Addr{opts.Pin}, nil
+		}
 		return []netip.Addr{ip.Unmap()}, nil
 	}
+	h.stamp(&h.m.dnsStart)
+	ips, err := LookupAddrs(ctx, host, opts)
+	h.stamp(&h.m.dnsDone)
+	if err != nil {
+		h.update(func(m *marks) { m.dnsErr = err })
+		return nil, err
+	}
+	if site && opts.Pin.IsValid() {
+		return []netip.Addr{opts.Pin}, nil
+	}
+	return ips, nil
+}
+
+// LookupAddrs resolves host as a probe with opts would: through
+// opts.DNSServer (or the system's resolver), asking for the families of
+// opts.IPVersion, in its order of preference.
+func LookupAddrs(ctx context.Context, host string, opts Options) ([]netip.Addr, error) {
 	network := "ip"
 	switch opts.IPVersion {
 	case IPv4Only:
@@ -438,38 +466,20 @@ func (h *hop) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	case IPv6Only:
 		network = "ip6"
 	}
-	r := h.resolver()
-	h.stamp(&h.m.dnsStart)
-	ips, err := r.LookupNetIP(ctx, network, host)
-	h.stamp(&h.m.dnsDone)
+	ips, err := resolver(opts.DNSServer).LookupNetIP(ctx, network, host)
 	if err != nil {
-		h.update(func(m *marks) { m.dnsErr = err })
-		return nil, err
+		return nil, fmt.Errorf("lookup %s: %w", host, err)
 	}
 	for i := range ips {
 		ips[i] = ips[i].Unmap()
 	}
-	ips = orderByFamily(ips, opts.IPVersion)
-	if opts.Pin.IsValid() {
-		for _, ip := range ips {
-			if ip == opts.Pin {
-				return []netip.Addr{ip}, nil
-			}
-		}
-		err := fmt.Errorf("%s no longer resolves to %s (got %v)", host, opts.Pin, ips)
-		h.update(func(m *marks) { m.dnsErr = err })
-		return nil, err
-	}
 	if len(ips) == 0 {
-		err := fmt.Errorf("%s has no %s address", host, network)
-		h.update(func(m *marks) { m.dnsErr = err })
-		return nil, err
+		return nil, &net.DNSError{Err: "no " + network + " address", Name: host}
 	}
-	return ips, nil
+	return orderByFamily(ips, opts.IPVersion), nil
 }
 
-func (h *hop) resolver() *net.Resolver {
-	server := h.p.opts.DNSServer
+func resolver(server string) *net.Resolver {
 	if server == "" {
 		return net.DefaultResolver
 	}

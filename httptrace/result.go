@@ -133,7 +133,10 @@ type Result struct {
 	BodyBytes       int64
 	BodyTruncated   bool        // the read limit was reached
 	Header          http.Header // final response headers, for assertions
-	Body            []byte      // kept only when Options.KeepBody
+	LastModified    string      // validators of the final response
+	ETag            string
+	Location        string // of the final response (a 3xx not followed)
+	Body            []byte // kept only when Options.KeepBody
 	TLS             *TLSInfo
 	CDN             CDN
 	Warm            *Timings // a second request on the same connection (Options.Reuse)

@@ -84,6 +84,9 @@ type sampleJSON struct {
 	ConnectAttempts int                `json:"connect_attempts"`
 	HTTPVersion     string             `json:"http_version,omitempty"`
 	BodyBytes       int64              `json:"body_bytes"`
+	LastModified    string             `json:"last_modified,omitempty"`
+	ETag            string             `json:"etag,omitempty"`
+	RedirectTo      string             `json:"redirect_location,omitempty"` // Location of a 3xx not followed
 	TLS             *httptrace.TLSInfo `json:"tls,omitempty"`
 	CDN             httptrace.CDN      `json:"cdn"`
 	Warm            *phaseSeconds      `json:"warm,omitempty"`
@@ -101,7 +104,7 @@ func (s Sample) MarshalJSON() ([]byte, error) {
 		URL: r.URL, phaseSeconds: toSeconds(r.Timings), Status: r.Status, Error: r.Err,
 		FinalURL: r.FinalURL, Redirects: r.Redirects, RemoteAddr: r.RemoteAddr, IPFamily: r.IPFamily,
 		ConnectAttempts: r.ConnectAttempts, HTTPVersion: r.Proto, BodyBytes: r.BodyBytes,
-		TLS: r.TLS, CDN: r.CDN,
+		LastModified: r.LastModified, ETag: r.ETag, RedirectTo: r.Location, TLS: r.TLS, CDN: r.CDN,
 	}
 	if out.FinalURL == out.URL {
 		out.FinalURL = ""
@@ -135,7 +138,8 @@ func (s *Sample) UnmarshalJSON(b []byte) error {
 		URL: in.URL, FinalURL: in.FinalURL, Start: in.Time, Timings: in.phaseSeconds.timings(),
 		Redirects: in.Redirects, RemoteAddr: in.RemoteAddr, IPFamily: in.IPFamily,
 		ConnectAttempts: in.ConnectAttempts, Proto: in.HTTPVersion, Status: in.Status,
-		BodyBytes: in.BodyBytes, TLS: in.TLS, CDN: in.CDN, Err: in.Error,
+		BodyBytes: in.BodyBytes, LastModified: in.LastModified, ETag: in.ETag, Location: in.RedirectTo,
+		TLS: in.TLS, CDN: in.CDN, Err: in.Error,
 	}
 	if r.FinalURL == "" {
 		r.FinalURL = r.URL
