@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -55,7 +56,7 @@ type Target struct {
 
 	IPVersion          string `yaml:"ip_version"`
 	DNSServer          string `yaml:"dns_server"`
-	CAFile             string `yaml:"ca_file"`
+	CAFile             string `yaml:"ca_file"` // relative to the config file; Parse makes it absolute
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 	HTTP2              *bool  `yaml:"http2"` // default true
 	FollowRedirects    *bool  `yaml:"follow_redirects"`
@@ -65,7 +66,8 @@ type Target struct {
 	// Paused lists windows in which the target is not probed (a rollout).
 	Paused []Window `yaml:"paused"`
 
-	// Line is where the target starts in its file, for messages.
+	// Line is where the target starts in its file, for messages (set by
+	// Parse; 0 for a config built in code).
 	Line int `yaml:"-"`
 }
 
@@ -104,7 +106,7 @@ type Exporters struct {
 // PrometheusConfig serves /metrics (and /, /healthz, /ready).
 type PrometheusConfig struct {
 	Listen    string `yaml:"listen"`     // default ":9470"
-	WebConfig string `yaml:"web_config"` // exporter-toolkit web config file (TLS, basic auth)
+	WebConfig string `yaml:"web_config"` // exporter-toolkit web config file (TLS, basic auth); Parse makes it absolute
 }
 
 // CloudWatchConfig sends aggregated metrics with PutMetricData.
@@ -140,7 +142,7 @@ type PushgatewayConfig struct {
 
 // JSONLConfig appends every raw sample to a file (the input of compare).
 type JSONLConfig struct {
-	Path string `yaml:"path"`
+	Path string `yaml:"path"` // relative to the config file; Parse makes it absolute
 }
 
 // Duration is a time.Duration written as "30s", "1m30s".
@@ -148,3 +150,45 @@ type Duration time.Duration
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String writes the duration as in the config ("30s", "1m30s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML reads "30s", "1m30s". A bare number is refused: 30 could
+// mean seconds or nanoseconds, and guessing wrong silently is worse.
+func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
+	var v any
+	if err := unmarshal(&v); err != nil {
+		return err
+	}
+	if v == nil {
+		return nil // an empty value keeps the default
+	}
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("%q is not a duration; write e.g. 30s or 1m", fmt.Sprint(v))
+	}
+	p, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(p)
+	return nil
+}
+
+// MarshalYAML writes the form UnmarshalYAML reads.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// parseDuration is the one rule for durations in the file, shared by
+// UnmarshalYAML and the loader (which adds the line number). time's own
+// message is left out: it repeats the value and has no hint.
+func parseDuration(s string) (time.Duration, error) {
+	p, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration; write e.g. 30s or 1m", s)
+	}
+	if p <= 0 {
+		return 0, fmt.Errorf("%q must be longer than zero; write e.g. 30s", s)
+	}
+	return p, nil
+}

@@ -211,12 +211,7 @@ func runCheck(ctx context.Context, a *app, f *checkFlags, methodSet bool, args [
 	sum := report.Summarize(samples)
 	switch f.format {
 	case "table":
-		width := a.stdoutWidth
-		if width <= 0 {
-			width = report.DefaultWidth
-		}
-		color := a.stdoutTTY && a.getenv("NO_COLOR") == ""
-		err = report.WriteTable(a.stdout, sum, report.TableOptions{Color: color, Width: min(width, 140)})
+		err = report.WriteTable(a.stdout, sum, a.tableOptions())
 	case "json":
 		err = report.WriteJSON(a.stdout, sum)
 	}

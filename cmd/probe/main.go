@@ -19,6 +19,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/edgeprobe/edgeprobe/report"
 )
 
 // Exit codes (DESIGN.md).
@@ -74,6 +76,16 @@ type app struct {
 	stdoutWidth          int // columns of the stdout terminal, 0 when not one
 	getenv               func(string) string
 	log                  *slog.Logger
+}
+
+// tableOptions fit report tables to stdout: colour on a terminal unless
+// NO_COLOR is set, the terminal's width up to 140 columns.
+func (a *app) tableOptions() report.TableOptions {
+	width := a.stdoutWidth
+	if width <= 0 {
+		width = report.DefaultWidth
+	}
+	return report.TableOptions{Color: a.stdoutTTY && a.getenv("NO_COLOR") == "", Width: min(width, 140)}
 }
 
 // exitError carries the exit code an error should end the process with.
@@ -136,7 +148,7 @@ and through its CDN, and says which way is faster, in which phase.`,
 	})
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.AddCommand(newCheckCommand(a), newVersionCommand(a))
+	root.AddCommand(newCheckCommand(a), newRunCommand(a), newDemoCommand(a), newVersionCommand(a))
 	return root
 }
 

@@ -1,0 +1,5 @@
+//go:build race
+
+package promexp
+
+const raceEnabled = true
