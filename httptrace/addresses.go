@@ -66,4 +66,3 @@ func Addresses(ctx context.Context, rawURL string, opts Options, perFamily int) 
 	}
 	return append(four, six...), nil
 }
-
