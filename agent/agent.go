@@ -189,6 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		closers = append(closers, rw.Close)
 		g.Go(func() error { return rw.Run(gctx) })
 	}
+	if cfg.Exporters.CloudWatch != nil {
+		a.log.Warn("exporters.cloudwatch is configured, but this version has no CloudWatch exporter yet: nothing is sent to CloudWatch")
+	}
 	for _, s := range a.opts.Sinks {
 		sinks = append(sinks, s)
 	}
