@@ -160,3 +160,28 @@ func TestPinProbesEachAddress(t *testing.T) {
 		t.Errorf("pin to an address the answer lacks: err %v remote %s dns %v", r.Err, r.RemoteAddr, r.Timings.DNS)
 	}
 }
+
+// TestAddressesLabelsStably: labels follow the sorted, deduplicated answer,
+// at most perFamily of each family, so a rotating answer keeps its labels.
+func TestAddressesLabelsStably(t *testing.T) {
+	s := newSite(t, 0)
+	var in []netip.Addr
+	for _, a := range []string{"10.0.0.9", "2001:db8::2", "10.0.0.1", "10.0.0.5", "10.0.0.1", "10.0.0.3", "10.0.0.7", "2001:db8::1"} {
+		in = append(in, netip.MustParseAddr(a))
+	}
+	s.dns.Set("many.test", in...)
+	o := s.opts()
+	o.IPVersion = httptrace.IPAny
+	addrs, err := httptrace.Addresses(context.Background(), "https://many.test/", o, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range addrs {
+		got = append(got, a.Label+"="+a.IP.String())
+	}
+	want := []string{"ipv4-0=10.0.0.1", "ipv4-1=10.0.0.3", "ipv4-2=10.0.0.5", "ipv4-3=10.0.0.7", "ipv6-0=2001:db8::1", "ipv6-1=2001:db8::2"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}

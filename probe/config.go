@@ -25,7 +25,7 @@ type Config struct {
 // Defaults apply to every target that does not set its own value.
 type Defaults struct {
 	Interval  Duration `yaml:"interval"`   // default 30s
-	Timeout   Duration `yaml:"timeout"`    // default 10s; must be ≤ interval
+	Timeout   Duration `yaml:"timeout"`    // default 10s (or the interval, if shorter); must be ≤ interval
 	IPVersion string   `yaml:"ip_version"` // "", ip4, ip6, prefer4, prefer6
 	DNSServer string   `yaml:"dns_server"` // ip:port; empty = system resolver
 	// Headers are sent with every request (values expand ${ENV}).

@@ -352,3 +352,21 @@ func TestNearestKey(t *testing.T) {
 		}
 	}
 }
+
+func TestAnchorsAndMergeKeys(t *testing.T) {
+	c, err := Parse("edgeprobe.yml", []byte(`
+defaults:
+  headers: &h {X-A: "1"}
+targets:
+  - &shop {name: shop, url: "https://www.example.com/", headers: *h, interval: 10s}
+  - <<: *shop
+    name: shop2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Targets) != 2 || c.Targets[1].Name != "shop2" || c.Targets[1].URL != "https://www.example.com/" ||
+		c.Targets[1].Interval.D() != 10*time.Second || c.Targets[1].Headers["X-A"] != "1" {
+		t.Errorf("merged target: %+v", c.Targets)
+	}
+}

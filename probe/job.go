@@ -6,10 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -222,16 +219,18 @@ func compileOptional(re string) (*regexp.Regexp, error) {
 
 // Run probes the job once and returns its samples, assertions applied:
 // one sample, or with AllAddresses one per address probed (each pinned
-// with Options.Pin and labelled "ipv4-0", "ipv6-0", …). It never panics;
-// failures are in the samples.
+// with Options.Pin and labelled "ipv4-0", "ipv6-0", …). Addresses are
+// probed one after another so that they do not disturb each other's
+// timings; a pin holds for the site's own host only. It never panics; failures are in the
+// samples.
 func (j *Job) Run(ctx context.Context, location string) []*Sample {
 	if j.AllAddresses {
-		if addrs, err := j.lookup(ctx); err == nil && len(addrs) > 0 {
+		if addrs, err := httptrace.Addresses(ctx, j.URL, j.Options, maxAddressesPerFamily); err == nil && len(addrs) > 0 {
 			var out []*Sample
-			for _, a := range labelAddresses(addrs) {
+			for _, a := range addrs {
 				opts := j.Options
-				opts.Pin = a.ip
-				out = append(out, j.sample(httptrace.Probe(ctx, j.URL, opts), location, a.label))
+				opts.Pin = a.IP
+				out = append(out, j.sample(httptrace.Probe(ctx, j.URL, opts), location, a.Label))
 			}
 			return out
 		}
@@ -275,80 +274,4 @@ func (e *Expectations) failure(r *httptrace.Result) string {
 		return "body matches expect.body_not_regex"
 	}
 	return ""
-}
-
-// lookup resolves the host the probe dials (connect_to's, else the URL's)
-// once, with the job's resolver and IP version, within the job's timeout.
-func (j *Job) lookup(ctx context.Context) ([]netip.Addr, error) {
-	u, err := url.Parse(j.URL)
-	if err != nil {
-		return nil, fmt.Errorf("url: %w", err)
-	}
-	host := u.Hostname()
-	if ct := j.Options.ConnectTo; ct != "" {
-		host = ct
-		if h, _, err := net.SplitHostPort(ct); err == nil {
-			host = h
-		}
-		host = strings.Trim(host, "[]")
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{ip.Unmap()}, nil
-	}
-	network := "ip"
-	switch j.Options.IPVersion {
-	case httptrace.IPv4Only:
-		network = "ip4"
-	case httptrace.IPv6Only:
-		network = "ip6"
-	}
-	timeout := j.Timeout
-	if timeout <= 0 {
-		timeout = httptrace.DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	r := net.DefaultResolver
-	if server := j.Options.DNSServer; server != "" {
-		// As httptrace does: ask this server and no other.
-		r = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, server)
-		}}
-	}
-	ips, err := r.LookupNetIP(ctx, network, host)
-	if err != nil {
-		return nil, fmt.Errorf("lookup %s: %w", host, err)
-	}
-	for i := range ips {
-		ips[i] = ips[i].Unmap()
-	}
-	return ips, nil
-}
-
-type labelledAddr struct {
-	ip    netip.Addr
-	label string
-}
-
-// labelAddresses sorts the addresses so that a label keeps meaning the same
-// address while DNS rotates its answers, and keeps at most
-// maxAddressesPerFamily of each family: IPv4 first, then IPv6.
-func labelAddresses(ips []netip.Addr) []labelledAddr {
-	ips = slices.Clone(ips)
-	slices.SortFunc(ips, func(a, b netip.Addr) int { return a.Compare(b) }) // IPv4 sorts before IPv6
-	ips = slices.Compact(ips)
-	var out []labelledAddr
-	var n4, n6 int
-	for _, ip := range ips {
-		switch {
-		case ip.Is4() && n4 < maxAddressesPerFamily:
-			out = append(out, labelledAddr{ip, fmt.Sprintf("ipv4-%d", n4)})
-			n4++
-		case ip.Is6() && n6 < maxAddressesPerFamily:
-			out = append(out, labelledAddr{ip, fmt.Sprintf("ipv6-%d", n6)})
-			n6++
-		}
-	}
-	return out
 }

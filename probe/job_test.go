@@ -175,21 +175,6 @@ func TestPausedAt(t *testing.T) {
 	}
 }
 
-func TestLabelAddresses(t *testing.T) {
-	var in []netip.Addr
-	for _, s := range []string{"10.0.0.9", "2001:db8::2", "10.0.0.1", "10.0.0.5", "10.0.0.1", "10.0.0.3", "10.0.0.7", "2001:db8::1"} {
-		in = append(in, netip.MustParseAddr(s))
-	}
-	var got []string
-	for _, a := range labelAddresses(in) {
-		got = append(got, a.label+"="+a.ip.String())
-	}
-	want := []string{"ipv4-0=10.0.0.1", "ipv4-1=10.0.0.3", "ipv4-2=10.0.0.5", "ipv4-3=10.0.0.7", "ipv6-0=2001:db8::1", "ipv6-1=2001:db8::2"}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v\nwant %v (sorted, deduplicated, at most 4 per family)", got, want)
-	}
-}
-
 // testSite answers like a small app; /echo answers 200 only when the
 // origin way's Host and headers arrived.
 func testSite(t *testing.T) *httptest.Server {

@@ -122,7 +122,9 @@ func parseConfig(path string, data []byte, lookup func(string) (string, bool)) (
 	cfg := &Config{}
 	// The walk above found what it knows how to explain; Strict stays on
 	// so that anything it missed is still refused rather than ignored.
-	if err := yaml.NodeToValue(body, cfg, yaml.Strict()); err != nil {
+	// Duplicate keys were refused by the parser; allowing them here only
+	// lets a key override one merged in with "<<: *anchor", as YAML means.
+	if err := yaml.NodeToValue(body, cfg, yaml.Strict(), yaml.AllowDuplicateMapKey()); err != nil {
 		return nil, l.syntaxError(err)
 	}
 	cfg.Path = path
