@@ -23,6 +23,7 @@ type DNSServer struct {
 	served  sync.WaitGroup
 	once    sync.Once
 	delay   atomic.Int64 // time.Duration
+	slept   sleepLog
 	queries atomic.Int64
 
 	mu   sync.RWMutex
@@ -106,6 +107,9 @@ func (s *DNSServer) Port() int {
 	return n
 }
 
+// Slept returns how long the delayed answers really waited, in order.
+func (s *DNSServer) Slept() []time.Duration { return s.slept.all() }
+
 // Queries returns how many queries arrived (UDP and TCP), delayed or not.
 func (s *DNSServer) Queries() int { return int(s.queries.Load()) }
 
@@ -161,9 +165,11 @@ func (s *DNSServer) Close() {
 func (s *DNSServer) serve(w dns.ResponseWriter, req *dns.Msg) {
 	s.queries.Add(1)
 	if d := time.Duration(s.delay.Load()); d > 0 {
+		t0 := time.Now()
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
+			s.slept.add(time.Since(t0))
 		case <-s.done:
 			t.Stop()
 			return

@@ -36,15 +36,16 @@ type ServerOptions struct {
 // HTTPServer is a net/http server on a real loopback socket, with keep-alives
 // on so tests can exercise connection reuse.
 type HTTPServer struct {
-	srv       *http.Server
-	ln        *stampListener
-	url       string
-	addr      netip.AddrPort
-	done      chan struct{} // closed by Close: wakes handshakes sleeping HandshakeDelay
-	served    chan struct{} // closed when Serve returns
-	conns     sync.WaitGroup
-	handlers  tracker
-	closeOnce sync.Once
+	srv            *http.Server
+	ln             *stampListener
+	url            string
+	addr           netip.AddrPort
+	done           chan struct{} // closed by Close: wakes handshakes sleeping HandshakeDelay
+	handshakeSlept sleepLog
+	served         chan struct{} // closed when Serve returns
+	conns          sync.WaitGroup
+	handlers       tracker
+	closeOnce      sync.Once
 }
 
 // NewHTTPServer listens and starts serving.
@@ -89,10 +90,12 @@ func NewHTTPServer(opts ServerOptions) (*HTTPServer, error) {
 			Certificates: []tls.Certificate{*opts.TLS},
 			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 				if delay > 0 {
+					t0 := time.Now()
 					t := time.NewTimer(delay)
 					defer t.Stop()
 					select {
 					case <-t.C:
+						s.handshakeSlept.add(time.Since(t0))
 					case <-s.done:
 						return nil, errors.New("lab: server closing")
 					case <-hello.Context().Done():
@@ -121,6 +124,9 @@ func (s *HTTPServer) URL() string { return s.url }
 
 // Addr returns the listening address.
 func (s *HTTPServer) Addr() netip.AddrPort { return s.addr }
+
+// HandshakeSlept returns how long delayed handshakes really waited.
+func (s *HTTPServer) HandshakeSlept() []time.Duration { return s.handshakeSlept.all() }
 
 // Accepts returns when each TCP connection was accepted, stamped right at
 // Accept (before any TLS), in order.
