@@ -63,19 +63,21 @@ func (s *site) opts() httptrace.Options {
 	return httptrace.Options{DNSServer: s.dns.Addr(), RootCAs: s.ca.Pool(), Timeout: 5 * time.Second, IPVersion: httptrace.IPv4Only}
 }
 
-func median(ds []time.Duration) time.Duration {
+func median(ds []time.Duration) time.Duration { return quantile(ds, 0.5) }
+
+func quantile(ds []time.Duration, q float64) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
-	return s[len(s)/2]
+	return s[int(q*float64(len(s)-1))]
 }
 
 // TestPhaseAttribution injects a delay into one phase at a time and checks
-// that, at the median, that phase grows by the delay really slept and no
+// that, at the lower quartile, that phase grows by the delay really slept and no
 // other phase absorbs it. Baseline and delayed probes alternate so drift
 // hits both equally.
 func TestPhaseAttribution(t *testing.T) {
 	const delay = 20 * time.Millisecond
-	const rounds = 21
+	const rounds = 31
 	// The contract's bar, 0.3 ms, is held by bench.BenchmarkAccuracy on a
 	// quiet machine; this test shares two cores with the rest of the suite
 	// under -race, so it proves attribution with a looser bound.
@@ -159,7 +161,10 @@ func TestPhaseAttribution(t *testing.T) {
 				want = median(truths)
 			}
 			for _, p := range httptrace.Phases {
-				got := median(slow[p]) - median(base[p])
+				// CPU contention (the rest of the suite, -race) only ever adds
+				// time, so the lower quartile is what the wire did; the
+				// benchmark holds the median on a quiet machine.
+				got := quantile(slow[p], 0.25) - quantile(base[p], 0.25)
 				expect := time.Duration(0)
 				if p == c.phase || slices.Contains(c.grows, p) {
 					expect = want
