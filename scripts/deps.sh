@@ -10,6 +10,7 @@ command -v prometheus-pushgateway >/dev/null    || need+=(prometheus-pushgateway
 command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
 command -v nginx >/dev/null                     || need+=(nginx-light)
 command -v ip >/dev/null                        || need+=(iproute2)
+command -v aws >/dev/null                       || need+=(awscli)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
