@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"sync"
 	"syscall"
 	"time"
@@ -63,6 +64,7 @@ type Agent struct {
 	reg      *prometheus.Registry
 	self     *selfmetrics.Metrics
 	prom     *promexp.Exporter
+	live     *liveJobs // a.prom behind the running config's job set
 	sched    *probe.Scheduler
 	location string
 
@@ -108,12 +110,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Listen != "" {
-		if cfg.Exporters.Prometheus == nil {
-			cfg.Exporters.Prometheus = &probe.PrometheusConfig{}
-		}
-		cfg.Exporters.Prometheus.Listen = opts.Listen
-	}
+	overrideListen(cfg, opts.Listen)
 	a := &Agent{opts: opts, log: opts.Logger, reg: prometheus.NewRegistry(), cfg: cfg, cfgHash: sha256.Sum256(data)}
 	a.location = a.pickLocation(ctx, cfg)
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -125,6 +122,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	a.reloadOK.Set(1)
 	a.reloadTS.SetToCurrentTime()
 	a.prom = promexp.New(a.reg, cfg.Labels)
+	a.live = &liveJobs{next: a.prom, keep: jobKeys(jobs)}
 	a.sched = probe.NewScheduler(probe.SchedulerOptions{
 		Location:     a.location,
 		Concurrency:  int64(cfg.Concurrency),
@@ -153,7 +151,7 @@ func (a *Agent) pickLocation(ctx context.Context, cfg *probe.Config) string {
 // Run probes and serves until ctx ends, then drains and flushes.
 func (a *Agent) Run(ctx context.Context) error {
 	cfg := a.cfg
-	sinks := probe.Sinks{a.prom}
+	sinks := probe.Sinks{a.live}
 	var flushers []probe.Flusher
 	g, gctx := errgroup.WithContext(ctx)
 	var closers []func() error
@@ -215,7 +213,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		return a.sched.Run(gctx)
 	})
 	if a.opts.Signals {
-		g.Go(func() error { return a.reloadOnSignal(gctx) })
+		// Subscribed before /ready says 200: a SIGHUP that came before
+		// Notify would end the process (its default action).
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		g.Go(func() error {
+			defer signal.Stop(hup)
+			return a.reloadOnSignal(gctx, hup)
+		})
 	}
 	if a.opts.WatchConfig {
 		g.Go(func() error { return a.watch(gctx) })
@@ -255,6 +260,11 @@ func (a *Agent) Run(ctx context.Context) error {
 // error and the running one stays.
 func (a *Agent) Reload(ctx context.Context) error {
 	data, err := os.ReadFile(a.opts.ConfigPath)
+	return a.reload(ctx, data, err)
+}
+
+// reload applies data, the file's content as read (or the error reading it).
+func (a *Agent) reload(ctx context.Context, data []byte, err error) error {
 	if err == nil {
 		err = a.apply(ctx, data)
 	}
@@ -285,33 +295,77 @@ func (a *Agent) apply(_ context.Context, data []byte) error {
 	if err != nil {
 		return err
 	}
+	overrideListen(cfg, a.opts.Listen)
 	if !sameExporters(a.cfg, cfg) {
 		a.log.Warn("exporters changed in the config: restart the agent to apply them; targets are reloaded now")
 	}
-	keep := map[[2]string]bool{}
-	for _, j := range jobs {
-		keep[[2]string{j.Target, j.Role}] = true
-	}
+	keep := jobKeys(jobs)
 	a.sched.Update(jobs)
-	a.prom.Forget(func(target, role string) bool { return keep[[2]string{target, role}] })
+	a.live.set(keep, func() {
+		a.prom.Forget(func(target, role string) bool { return keep[[2]string{target, role}] })
+	})
 	a.cfg, a.cfgHash = cfg, hash
 	a.log.Info("config reloaded", "file", a.opts.ConfigPath, "targets", len(cfg.Targets), "jobs", len(jobs))
 	return nil
 }
 
+func jobKeys(jobs []*probe.Job) map[[2]string]bool {
+	keep := make(map[[2]string]bool, len(jobs))
+	for _, j := range jobs {
+		keep[[2]string{j.Target, j.Role}] = true
+	}
+	return keep
+}
+
+// liveJobs passes to the Prometheus exporter only the samples of jobs in
+// the running config. A probe of a job that a reload removed may still be
+// in flight, or fire once more before the scheduler takes the new jobs;
+// its sample would re-create the series Forget has just deleted, and they
+// would stay in /metrics and in every push until the next restart.
+type liveJobs struct {
+	next probe.Sink
+	mu   sync.RWMutex
+	keep map[[2]string]bool
+}
+
+func (l *liveJobs) Write(ctx context.Context, s *probe.Sample) {
+	if s == nil {
+		return
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.keep[[2]string{s.Target, s.Role}] {
+		l.next.Write(ctx, s)
+	}
+}
+
+// set switches to a new job set and runs forget while no sample is on its
+// way to the exporter, so none written under the old set comes after it.
+func (l *liveJobs) set(keep map[[2]string]bool, forget func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.keep = keep
+	forget()
+}
+
+// sameExporters compares the exporter sections by value (printing them
+// with %v would compare the sections' addresses, always different).
 func sameExporters(a, b *probe.Config) bool {
-	return fmt.Sprintf("%+v", deref(a.Exporters)) == fmt.Sprintf("%+v", deref(b.Exporters))
+	return reflect.DeepEqual(a.Exporters, b.Exporters)
 }
 
-// deref spells out the exporter sections for comparison.
-func deref(e probe.Exporters) []any {
-	return []any{e.Prometheus, e.CloudWatch, e.RemoteWrite, e.Pushgateway, e.JSONL}
+// overrideListen applies Options.Listen, which turns Prometheus on.
+func overrideListen(cfg *probe.Config, listen string) {
+	if listen == "" {
+		return
+	}
+	if cfg.Exporters.Prometheus == nil {
+		cfg.Exporters.Prometheus = &probe.PrometheusConfig{}
+	}
+	cfg.Exporters.Prometheus.Listen = listen
 }
 
-func (a *Agent) reloadOnSignal(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func (a *Agent) reloadOnSignal(ctx context.Context, hup <-chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -328,23 +382,35 @@ func (a *Agent) reloadOnSignal(ctx context.Context) error {
 func (a *Agent) watch(ctx context.Context) error {
 	t := time.NewTicker(a.opts.WatchInterval)
 	defer t.Stop()
-	var last []byte
+	// seen is the content of the last poll, settled the last one acted on.
+	var seen, settled []byte
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 			data, err := os.ReadFile(a.opts.ConfigPath)
-			if err != nil || bytes.Equal(data, last) {
+			if err != nil {
 				continue
 			}
-			last = data
+			if !bytes.Equal(data, seen) {
+				// Changed since the last poll, perhaps half written (an
+				// editor or a script writing in place; a truncated file can
+				// even be a valid config with fewer targets): act once it
+				// has stayed the same for one poll.
+				seen = data
+				continue
+			}
+			if bytes.Equal(data, settled) {
+				continue
+			}
+			settled = data
 			a.mu.Lock()
 			changed := sha256.Sum256(data) != a.cfgHash
 			a.mu.Unlock()
 			if changed {
 				a.log.Info("config file changed: reloading")
-				_ = a.Reload(ctx)
+				_ = a.reload(ctx, data, nil)
 			}
 		}
 	}

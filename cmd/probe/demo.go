@@ -71,7 +71,9 @@ func runDemo(ctx context.Context, a *app, duration, interval time.Duration, list
 	defer os.RemoveAll(dir)
 	cfgPath := filepath.Join(dir, "edgeprobe.yml")
 	samplesPath := filepath.Join(dir, "samples.jsonl")
-	if err := os.WriteFile(cfgPath, site.ConfigYAML(interval, samplesPath, listen), 0o600); err != nil {
+	// The listen address goes to the agent as an override, not into the
+	// file: the config refuses port 0, which --listen 127.0.0.1:0 asks for.
+	if err := os.WriteFile(cfgPath, site.ConfigYAML(interval, samplesPath, ""), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	o := site.Options()
@@ -87,6 +89,7 @@ func runDemo(ctx context.Context, a *app, duration, interval time.Duration, list
 	defer cancel()
 	err = agent.Run(runCtx, agent.Options{
 		ConfigPath: cfgPath,
+		Listen:     listen,
 		Logger:     quiet,
 		Sinks:      []probe.Sink{mem},
 		RunAtStart: true,
