@@ -61,8 +61,9 @@ func TestShutdownDrains(t *testing.T) {
 }
 
 // TestShutdownDeadline: a probe that outlasts the drain timeout is
-// cancelled at it; Run returns soon after, and the cut-short probe is
-// still written, as a failure.
+// cancelled at it; Run returns soon after, and the cut-short probe is not
+// written: it measured the shutdown, not the target, and must not count as
+// the target's failure.
 func TestShutdownDeadline(t *testing.T) {
 	srv := httpServer(t, lab.DelayHandler(5*time.Second, 0, []byte("too late\n")))
 	ignore := goleak.IgnoreCurrent()
@@ -82,9 +83,8 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Errorf("Run returned %v after the cancel; want the drain timeout %v and little more", r.stopped, drain)
 	}
 	got := readSamples(t, samples)
-	if len(got) != 1 || got[0].Err == nil || got[0].Target != "slow" {
-		t.Fatalf("JSONL after a cut-short drain: %+v, want one failed sample of slow", got)
+	if len(got) != 0 {
+		t.Fatalf("JSONL after a cut-short drain: %+v, want no sample", got)
 	}
-	t.Logf("Run returned %v after the cancel; the probe ended with %v", r.stopped, got[0].Err)
 	goleak.VerifyNone(t, ignore)
 }

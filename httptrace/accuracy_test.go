@@ -324,3 +324,27 @@ func TestHTTP2AndTLSFacts(t *testing.T) {
 		t.Errorf("DisableHTTP2: proto %s", r.Proto)
 	}
 }
+
+// TestURLCredentialsBecomeBasicAuth: user:password@ in a URL is sent as
+// basic auth and never appears in the result.
+func TestURLCredentialsBecomeBasicAuth(t *testing.T) {
+	s := newSite(t, 0)
+	cert, _ := s.ca.Issue(siteName)
+	srv, err := lab.NewHTTPServer(lab.ServerOptions{TLS: &cert, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "probe" || p != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	u := "https://probe:s3cret@" + siteName + ":" + strconv.Itoa(int(srv.Addr().Port())) + "/"
+	r := httptrace.Probe(context.Background(), u, s.opts())
+	if r.Err != nil || r.Status != http.StatusOK {
+		t.Fatalf("status %d err %v", r.Status, r.Err)
+	}
+	if strings.Contains(r.URL+r.FinalURL, "s3cret") {
+		t.Errorf("password in the result: %s %s", r.URL, r.FinalURL)
+	}
+}

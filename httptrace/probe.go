@@ -34,7 +34,13 @@ func Probe(ctx context.Context, rawURL string, opts Options) *Result {
 		res.Err = &Error{Phase: ErrHTTP, Message: fmt.Sprintf("bad URL %q: want http(s)://host/path", rawURL), err: err}
 		return res
 	}
-	p := &prober{opts: opts, siteHost: u.Hostname()}
+	p := &prober{opts: opts, siteHost: u.Hostname(), user: u.User}
+	if u.User != nil {
+		// Credentials go in an Authorization header, never in what is
+		// reported: samples, hops and messages show the URL without them.
+		res.URL = u.Redacted()
+		u.User = nil
+	}
 	p.run(ctx, u, res)
 	return res
 }
@@ -42,7 +48,8 @@ func Probe(ctx context.Context, rawURL string, opts Options) *Result {
 // prober carries one probe's options across its hops.
 type prober struct {
 	opts     Options
-	siteHost string // the URL's own host: Host/ConnectTo overrides apply to it
+	siteHost string        // the URL's own host: Host/ConnectTo overrides apply to it
+	user     *url.Userinfo // the URL's user:password, sent as basic auth to the site
 }
 
 func (p *prober) run(ctx context.Context, u *url.URL, res *Result) {
@@ -339,8 +346,14 @@ func (h *hop) newRequest(ctx context.Context, method string, u *url.URL, body []
 	if opts.ServerTiming {
 		req.Header.Add("Pragma", "server-timing")
 	}
-	if u.Hostname() == h.p.siteHost && opts.Host != "" {
-		req.Host = opts.Host
+	if u.Hostname() == h.p.siteHost {
+		if opts.Host != "" {
+			req.Host = opts.Host
+		}
+		if user := h.p.user; user != nil && req.Header.Get("Authorization") == "" {
+			pass, _ := user.Password()
+			req.SetBasicAuth(user.Username(), pass)
+		}
 	}
 	for _, c := range cookies {
 		req.AddCookie(c)

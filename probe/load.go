@@ -742,7 +742,11 @@ func (l *loader) validateTarget(c *Config, i int, explicitTimeout bool, names ma
 		if !isToken(m) {
 			l.errorf(p+".method", "%s is not an HTTP method; write e.g. GET, HEAD or POST", l.show(p+".method", m))
 		} else if up := strings.ToUpper(m); up != m {
-			l.errorf(p+".method", "%s: methods are case-sensitive; write %s", l.show(p+".method", m), up)
+			hint := up
+			if _, secret := l.vars[p+".method"]; secret {
+				hint = "it in capitals"
+			}
+			l.errorf(p+".method", "%s: methods are case-sensitive; write %s", l.show(p+".method", m), hint)
 		}
 	}
 	l.checkHeaders(p+".headers", t.Headers)
@@ -829,7 +833,7 @@ func (l *loader) validateExporters(c *Config) {
 	if pr := e.Prometheus; pr != nil {
 		if pr.Listen == "" {
 			pr.Listen = defaultPromListen
-		} else if _, port, err := net.SplitHostPort(pr.Listen); err != nil || !validPort(port) {
+		} else if _, port, err := net.SplitHostPort(pr.Listen); err != nil || (!validPort(port) && port != "0") {
 			l.errorf("exporters.prometheus.listen", "%s is not host:port; write e.g. \":9470\" or 127.0.0.1:9470", l.show("exporters.prometheus.listen", pr.Listen))
 		}
 		if pr.WebConfig != "" {
@@ -906,7 +910,7 @@ func (l *loader) requireURL(path, u, example string) {
 
 // checkURL requires an absolute http(s) URL with a host.
 func (l *loader) checkURL(path, u, example string) {
-	shown := l.show(path, u)
+	shown := l.show(path, redactURL(u))
 	_, secret := l.vars[path]
 	if !strings.Contains(u, "://") {
 		if !secret && !strings.HasPrefix(u, "/") {
@@ -926,6 +930,14 @@ func (l *loader) checkURL(path, u, example string) {
 	case p.Port() != "" && !validPort(p.Port()):
 		l.errorf(path, "%s: port %s is not a port number (1-65535); write e.g. %s", shown, p.Port(), example)
 	}
+}
+
+// redactURL hides a password in a URL (user:password@) for messages.
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		return p.Redacted()
+	}
+	return u
 }
 
 func validPort(s string) bool {

@@ -189,7 +189,15 @@ func (s *Scheduler) fire(ctx context.Context, e *entry, now time.Time) {
 		s.metrics.lag.Observe(time.Since(scheduled).Seconds())
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()
-		for _, sample := range e.job.Run(ctx, s.opts.Location) {
+		samples := e.job.Run(ctx, s.opts.Location)
+		if ctx.Err() != nil {
+			// Cut short at the drain deadline: it measured the shutdown,
+			// not the target, so it must not count as the target's failure.
+			s.metrics.skipped.WithLabelValues("shutdown").Inc()
+			s.log.Warn("probe cut short by shutdown; its sample is dropped", "job", e.job.Key())
+			return
+		}
+		for _, sample := range samples {
 			s.opts.Sink.Write(ctx, sample)
 		}
 	}()
@@ -271,7 +279,7 @@ func newSchedMetrics(reg prometheus.Registerer) *schedMetrics {
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edgeprobe_probes_skipped_total",
-			Help: "Turns not probed: paused (a configured window) or overlap (the previous run still going).",
+			Help: "Turns not probed or not reported: paused (a configured window), overlap (the previous run still going), shutdown (cut short at the drain deadline).",
 		}, []string{"reason"}),
 		jobs: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "edgeprobe_jobs",
@@ -280,6 +288,7 @@ func newSchedMetrics(reg prometheus.Registerer) *schedMetrics {
 	}
 	m.skipped.WithLabelValues("paused")
 	m.skipped.WithLabelValues("overlap")
+	m.skipped.WithLabelValues("shutdown")
 	if reg != nil {
 		reg.MustRegister(m.lag, m.inFlight, m.skipped, m.jobs)
 	}

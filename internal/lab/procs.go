@@ -109,7 +109,7 @@ func startProc(tb testing.TB, dir, readyURL, bin string, args ...string) {
 	tb.Helper()
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		tb.Skipf("%s not installed (scripts/deps.sh installs it): %v", bin, err)
+		tb.Fatalf("%s not installed: run scripts/deps.sh (as root) first: %v", bin, err)
 	}
 	logPath := filepath.Join(dir, filepath.Base(bin)+".log")
 	logf, err := os.Create(logPath)
