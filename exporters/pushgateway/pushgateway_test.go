@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
+	"github.com/edgeprobe/edgeprobe/internal/lab"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -84,10 +85,10 @@ func testLogger(t *testing.T, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func startGateway(t *testing.T, port int) *proc {
+func startGateway(t *testing.T, port int) *lab.Proc {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	return startProc(t, t.TempDir(), "http://"+addr+"/-/ready", "prometheus-pushgateway",
+	return lab.StartProc(t, t.TempDir(), "http://"+addr+"/-/ready", "prometheus-pushgateway",
 		"--web.listen-address="+addr, "--persistence.file=", "--log.level=warn")
 }
 
@@ -132,7 +133,7 @@ func find(mfs map[string]*dto.MetricFamily, name string, want map[string]string)
 // finds the group and its series there; a series the agent drops
 // disappears with the next push (PUT replaces the group).
 func TestPushToGateway(t *testing.T) {
-	port := freePort(t)
+	port := lab.FreePort(t)
 	startGateway(t, port)
 	r := newTestRegistry()
 	r.count.WithLabelValues("shop", "cdn", "eu-west-1").Add(3)
@@ -221,7 +222,7 @@ func TestPushToGateway(t *testing.T) {
 // TestGatewayOutage: a push to a stopped gateway counts an error; once it
 // is back, the next push succeeds.
 func TestGatewayOutage(t *testing.T) {
-	port := freePort(t)
+	port := lab.FreePort(t)
 	gw := startGateway(t, port)
 	r := newTestRegistry()
 	r.count.WithLabelValues("shop", "cdn", "us-east-1").Inc()
@@ -236,7 +237,7 @@ func TestGatewayOutage(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	gw.stop()
+	gw.Stop()
 	if err := s.Flush(ctx); err == nil {
 		t.Fatal("push to a stopped gateway succeeded")
 	}

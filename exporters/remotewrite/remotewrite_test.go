@@ -27,6 +27,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
+	"github.com/edgeprobe/edgeprobe/internal/lab"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -114,7 +115,7 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 // prometheusServer starts Debian's Prometheus with the remote write
 // receiver on 127.0.0.1:port.
-func startPrometheus(t *testing.T, port int) *proc {
+func startPrometheus(t *testing.T, port int) *lab.Proc {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
@@ -122,7 +123,7 @@ func startPrometheus(t *testing.T, port int) *proc {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	return startProc(t, dir, "http://"+addr+"/-/ready", "prometheus",
+	return lab.StartProc(t, dir, "http://"+addr+"/-/ready", "prometheus",
 		"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--log.level=warn")
 }
@@ -189,7 +190,7 @@ func eventually(t *testing.T, d time.Duration, f func() string) {
 // TestPrometheusReceivesSeries runs the sink's loop against a real
 // Prometheus and finds every kind of series there, with the agent's labels.
 func TestPrometheusReceivesSeries(t *testing.T) {
-	port := freePort(t)
+	port := lab.FreePort(t)
 	startPrometheus(t, port)
 	r := newTestRegistry()
 	shop := prometheus.Labels{"target": "shop", "role": "cdn", "location": "eu-west-1"}
@@ -253,7 +254,7 @@ func TestPrometheusReceivesSeries(t *testing.T) {
 // retries are counted, and once Prometheus is up they arrive with their
 // original timestamps.
 func TestOutageBacklog(t *testing.T) {
-	port := freePort(t)
+	port := lab.FreePort(t)
 	r := newTestRegistry()
 	c := r.count.WithLabelValues("shop", "origin", "eu-west-1", "success")
 	s, err := New(context.Background(), probe.RemoteWriteConfig{URL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/write", port)},
@@ -483,7 +484,7 @@ func TestSigV4(t *testing.T) {
 // TestNoCredentialsInLogs: user info and query of the URL stay out of logs
 // and errors, also when the receiver is unreachable.
 func TestNoCredentialsInLogs(t *testing.T) {
-	port := freePort(t) // nobody listens
+	port := lab.FreePort(t) // nobody listens
 	r := newTestRegistry()
 	r.up.WithLabelValues("a", "cdn", "x").Set(1)
 	var logs bytes.Buffer

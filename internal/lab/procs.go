@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,7 +44,7 @@ type PrometheusOptions struct {
 
 // StartPrometheus runs Debian's Prometheus on a free 127.0.0.1 port, waits
 // until it is ready and returns its base URL ("http://127.0.0.1:PORT").
-// The test is skipped when prometheus is not installed. Cleanup stops the
+// The test fails when prometheus is not installed. Cleanup stops the
 // process by its PID (SIGTERM, then SIGKILL) and, if the test failed, logs
 // what Prometheus wrote.
 func StartPrometheus(tb testing.TB, o PrometheusOptions) string {
@@ -78,19 +80,19 @@ func StartPrometheus(tb testing.TB, o PrometheusOptions) string {
 		args = append(args, "--enable-feature=native-histograms")
 	}
 	base := "http://" + addr
-	startProc(tb, dir, base+"/-/ready", "prometheus", args...)
+	StartProc(tb, dir, base+"/-/ready", "prometheus", args...)
 	return base
 }
 
 // StartPushgateway runs Debian's Pushgateway (no persistence) on a free
 // 127.0.0.1 port, waits until it is ready and returns its base URL. The
-// test is skipped when it is not installed; Cleanup stops it by PID.
+// test fails when it is not installed; Cleanup stops it by PID.
 func StartPushgateway(tb testing.TB) string {
 	tb.Helper()
 	dir := tb.TempDir()
 	addr := FreeLoopbackAddr(tb)
 	base := "http://" + addr
-	startProc(tb, dir, base+"/-/ready", "prometheus-pushgateway",
+	StartProc(tb, dir, base+"/-/ready", "prometheus-pushgateway",
 		"--web.listen-address="+addr, "--persistence.file=", "--log.level=warn")
 	return base
 }
@@ -103,15 +105,26 @@ func promDuration(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
 
-// startProc runs bin with args in dir, its output in a log file there, and
-// waits (bounded) until readyURL answers 200.
-func startProc(tb testing.TB, dir, readyURL, bin string, args ...string) {
+// Proc is a server process a test started (and only that test stops, by
+// its PID).
+type Proc struct {
+	bin     string
+	pid     int
+	exited  chan struct{}
+	logPath string
+	stop    sync.Once
+}
+
+// StartProc runs bin with args in dir, its output in a log file there, and
+// waits (bounded) until readyURL answers 200. The test fails when bin is
+// not installed. Cleanup stops it and, if the test failed, logs its output.
+func StartProc(tb testing.TB, dir, readyURL, bin string, args ...string) *Proc {
 	tb.Helper()
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		tb.Fatalf("%s not installed: run scripts/deps.sh (as root) first: %v", bin, err)
 	}
-	logPath := filepath.Join(dir, filepath.Base(bin)+".log")
+	logPath := filepath.Join(dir, filepath.Base(bin)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		tb.Fatal(err)
@@ -125,30 +138,46 @@ func startProc(tb testing.TB, dir, readyURL, bin string, args ...string) {
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", bin, err)
 	}
-	pid := cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	p := &Proc{bin: bin, pid: cmd.Process.Pid, exited: make(chan struct{}), logPath: logPath}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
 	tb.Cleanup(func() {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(procStop):
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			<-exited
-		}
+		p.Stop()
 		if tb.Failed() {
 			if b, err := os.ReadFile(logPath); err == nil && len(b) > 0 {
-				tb.Logf("%s (pid %d) log:\n%s", bin, pid, b)
+				tb.Logf("%s (pid %d) log:\n%s", bin, p.pid, b)
 			}
 		}
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), procReady)
 	defer cancel()
-	if err := waitReady(ctx, readyURL, exited); err != nil {
+	if err := waitReady(ctx, readyURL, p.exited); err != nil {
 		b, _ := os.ReadFile(logPath)
-		tb.Fatalf("%s (pid %d) not ready at %s: %v\n%s", bin, pid, readyURL, err, b)
+		tb.Fatalf("%s (pid %d) not ready at %s: %v\n%s", bin, p.pid, readyURL, err, b)
 	}
+	return p
+}
+
+// Stop ends the process (SIGTERM, then SIGKILL) and waits for it; calling
+// it again does nothing.
+func (p *Proc) Stop() {
+	p.stop.Do(func() {
+		_ = syscall.Kill(p.pid, syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(procStop):
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			<-p.exited
+		}
+	})
+}
+
+// FreePort returns a 127.0.0.1 port that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	_, port, _ := net.SplitHostPort(FreeLoopbackAddr(tb))
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 func waitReady(ctx context.Context, u string, exited <-chan struct{}) error {
