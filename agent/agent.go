@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/edgeprobe/edgeprobe/exporters/cloudwatch"
 	"github.com/edgeprobe/edgeprobe/exporters/jsonl"
 	promexp "github.com/edgeprobe/edgeprobe/exporters/prometheus"
 	"github.com/edgeprobe/edgeprobe/exporters/pushgateway"
@@ -187,8 +188,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		closers = append(closers, rw.Close)
 		g.Go(func() error { return rw.Run(gctx) })
 	}
-	if cfg.Exporters.CloudWatch != nil {
-		a.log.Warn("exporters.cloudwatch is configured, but this version has no CloudWatch exporter yet: nothing is sent to CloudWatch")
+	if c := cfg.Exporters.CloudWatch; c != nil {
+		cw, err := cloudwatch.New(ctx, *c, cloudwatch.Options{Metrics: a.self, Registerer: a.reg, Logger: a.log})
+		if err != nil {
+			return fmt.Errorf("cloudwatch exporter: %w", err)
+		}
+		sinks = append(sinks, cw)
+		flushers = append(flushers, cw)
+		closers = append(closers, cw.Close)
+		g.Go(func() error { return cw.Run(gctx) })
 	}
 	for _, s := range a.opts.Sinks {
 		sinks = append(sinks, s)

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgeprobe/edgeprobe/agent"
+	"github.com/edgeprobe/edgeprobe/exporters/cloudwatch"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -69,5 +70,11 @@ func runCheckConfig(a *app, path string) error {
 		perMinute += float64(time.Minute) / float64(j.Interval)
 	}
 	fmt.Fprintf(a.stdout, "%s: ok: %d targets, %d jobs (target × role), %.0f probes a minute\n", path, len(cfg.Targets), len(jobs), perMinute)
+	if cfg.Exporters.CloudWatch != nil {
+		metrics, calls := cloudwatch.MonthlyMetricCount(cfg), cloudwatch.MonthlyPutMetricDataCalls(cfg)
+		metricsUSD, callsUSD := cloudwatch.MonthlyCostUSD(metrics, calls)
+		fmt.Fprintf(a.stdout, "cloudwatch: up to %d metrics (jobs × metrics, per location): estimate $%.2f/month at the first-10k list price of $%.2f per metric-month; ~%d PutMetricData calls a month: estimate $%.2f at $%.2f per 1,000 requests\n",
+			metrics, metricsUSD, cloudwatch.PricePerMetricMonthUSD, calls, callsUSD, cloudwatch.PricePer1000RequestsUSD)
+	}
 	return nil
 }
