@@ -22,7 +22,7 @@ func newRunCommand(a *app) *cobra.Command {
 		Short: "Run the agent: probe the configured targets on schedule and export the results",
 		Long: `run is the long-lived agent. It probes every target's ways in (roles) on
 their intervals, exports to Prometheus (/metrics, plus a status page at /),
-Pushgateway, remote write and a JSONL file as configured, reloads the config
+Pushgateway, remote write, CloudWatch and a JSONL file as configured, reloads the config
 on SIGHUP (or when the file changes, with --watch-config) and drains
 probes in flight and flushes the exporters on SIGTERM.
 
