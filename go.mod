@@ -9,8 +9,10 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
+require github.com/aws/aws-sdk-go-v2/service/cloudfront v1.73.0 // indirect
+
 require (
-	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794 // indirect
+	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794
 	github.com/kylelemons/godebug v1.1.0 // indirect
 )
 

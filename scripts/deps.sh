@@ -11,6 +11,7 @@ command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox
 command -v nginx >/dev/null                     || need+=(nginx-light)
 command -v ip >/dev/null                        || need+=(iproute2)
 command -v aws >/dev/null                       || need+=(awscli)
+command -v chromium >/dev/null                  || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

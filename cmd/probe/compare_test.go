@@ -1,0 +1,415 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeprobe/edgeprobe/agent"
+	"github.com/edgeprobe/edgeprobe/httptrace"
+	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/probe"
+	"github.com/edgeprobe/edgeprobe/report"
+)
+
+// contractResult is DESIGN.md's `probe compare --format json` contract.
+type contractResult struct {
+	Rows []struct {
+		Phase    string        `json:"phase"`
+		Location string        `json:"location"`
+		A        contractStats `json:"a"`
+		B        contractStats `json:"b"`
+		Diff     *float64      `json:"diff_p50_seconds"`
+		CILow    *float64      `json:"ci_low_seconds"`
+		CIHigh   *float64      `json:"ci_high_seconds"`
+		Verdict  string        `json:"verdict"`
+	} `json:"rows"`
+}
+
+type contractStats struct {
+	N   int      `json:"n"`
+	P50 *float64 `json:"p50"`
+	P90 *float64 `json:"p90"`
+	P99 *float64 `json:"p99"`
+}
+
+var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+
+// sampleSpec generates n samples of one role, ttfb around ttfb, spread
+// evenly over span from start.
+type sampleSpec struct {
+	role, location string
+	n              int
+	ttfb           time.Duration
+	start          time.Time
+	span           time.Duration
+}
+
+func writeSamples(t *testing.T, path string, seed uint64, specs ...sampleSpec) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	var b strings.Builder
+	for _, s := range specs {
+		for i := range s.n {
+			ttfb := s.ttfb + time.Duration(math.Exp(rng.NormFloat64()*0.4)*2*float64(time.Millisecond))
+			tm := httptrace.Timings{DNS: 0, Connect: time.Millisecond, TLS: 3 * time.Millisecond, TTFB: ttfb, Transfer: 200 * time.Microsecond}
+			tm.FirstByte = tm.Connect + tm.TLS + tm.TTFB
+			tm.Total = tm.FirstByte + tm.Transfer
+			start := s.start
+			if start.IsZero() {
+				start = t0
+			}
+			span := s.span
+			if span == 0 {
+				span = 24 * time.Hour
+			}
+			line, err := json.Marshal(probe.Sample{Target: "shop", Role: s.role, Location: s.location, Result: &httptrace.Result{
+				URL: "https://shop.example/", Start: start.Add(span * time.Duration(i) / time.Duration(s.n)), Timings: tm, Status: 200}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func parseContract(t *testing.T, out string) contractResult {
+	t.Helper()
+	var res contractResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output is not the JSON contract: %v\n%s", err, out)
+	}
+	// Every contract key is present in every row, with a known verdict.
+	var raw struct{ Rows []map[string]json.RawMessage }
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for i, row := range raw.Rows {
+		for _, k := range []string{"phase", "location", "a", "b", "diff_p50_seconds", "ci_low_seconds", "ci_high_seconds", "verdict"} {
+			if _, ok := row[k]; !ok {
+				t.Errorf("row %d lacks %q", i, k)
+			}
+		}
+		for _, side := range []string{"a", "b"} {
+			var st map[string]json.RawMessage
+			if err := json.Unmarshal(row[side], &st); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"n", "p50", "p90", "p99"} {
+				if _, ok := st[k]; !ok {
+					t.Errorf("row %d %s lacks %q", i, side, k)
+				}
+			}
+		}
+	}
+	for _, r := range res.Rows {
+		if !slices.Contains([]string{"faster", "slower", "no_change", "insufficient"}, r.Verdict) {
+			t.Errorf("%s/%s: verdict %q", r.Phase, r.Location, r.Verdict)
+		}
+	}
+	return res
+}
+
+func findRow(t *testing.T, res contractResult, phase, location string) int {
+	t.Helper()
+	for i, r := range res.Rows {
+		if r.Phase == phase && r.Location == location {
+			return i
+		}
+	}
+	t.Fatalf("no %s row at %s", phase, location)
+	return -1
+}
+
+// TestCompareTwoFilesJSON: before.jsonl vs after.jsonl, the rollout cut
+// ttfb by 30 ms.
+func TestCompareTwoFilesJSON(t *testing.T) {
+	dir := t.TempDir()
+	before, after := filepath.Join(dir, "before.jsonl"), filepath.Join(dir, "after.jsonl")
+	writeSamples(t, before, 1, sampleSpec{role: "cdn", location: "lab", n: 60, ttfb: 50 * time.Millisecond})
+	writeSamples(t, after, 2, sampleSpec{role: "cdn", location: "lab", n: 60, ttfb: 20 * time.Millisecond})
+
+	r := runProbe(t, nil, "compare", before, after, "--format", "json")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	res := parseContract(t, r.stdout)
+	if len(res.Rows) != len(httptrace.Phases) {
+		t.Errorf("%d rows, want one per phase (one location: no per-location rows)", len(res.Rows))
+	}
+	ttfb := res.Rows[findRow(t, res, "ttfb", "all")]
+	if ttfb.Verdict != "faster" || ttfb.A.N != 60 || ttfb.B.N != 60 || *ttfb.Diff > -0.025 || *ttfb.CIHigh >= 0 || *ttfb.CILow > -0.025 {
+		t.Errorf("ttfb row %+v: want b faster by about 30 ms", ttfb)
+	}
+	if tls := res.Rows[findRow(t, res, "tls", "all")]; tls.Verdict != "no_change" {
+		t.Errorf("tls verdict %s", tls.Verdict)
+	}
+	var extra struct {
+		Sides struct{ A, B struct{ Label string } }
+		Rows  []struct {
+			PValue     *float64 `json:"p_value"`
+			HL         *float64 `json:"hodges_lehmann_seconds"`
+			EffectSize *float64 `json:"effect_size"`
+		}
+		Warnings []struct{ Code string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &extra); err != nil {
+		t.Fatal(err)
+	}
+	if extra.Sides.A.Label != before || extra.Sides.B.Label != after || extra.Rows[0].PValue == nil || extra.Rows[0].EffectSize == nil {
+		t.Errorf("extras: %+v", extra)
+	}
+	if len(extra.Warnings) != 0 {
+		t.Errorf("warnings %+v", extra.Warnings)
+	}
+}
+
+func TestCompareOneFileSides(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "samples.jsonl")
+	rollout := t0.Add(24 * time.Hour)
+	writeSamples(t, file, 3,
+		sampleSpec{role: "origin", location: "lab", n: 48, ttfb: 40 * time.Millisecond},
+		sampleSpec{role: "cdn", location: "lab", n: 48, ttfb: 45 * time.Millisecond},
+		sampleSpec{role: "origin", location: "lab", n: 48, ttfb: 40 * time.Millisecond, start: rollout},
+		sampleSpec{role: "cdn", location: "lab", n: 48, ttfb: 10 * time.Millisecond, start: rollout})
+
+	cases := []struct {
+		name      string
+		args      []string
+		labels    [2]string
+		n         [2]int
+		ttfb      string
+		wantWarns []string
+	}{
+		{"before/after", []string{"--before", "2026-03-01/2026-03-02", "--after", "2026-03-02T00:00Z/24h", "--where", "role=cdn"},
+			[2]string{"before", "after"}, [2]int{48, 48}, "faster", nil},
+		{"at/window", []string{"--at", "2026-03-02T00:00", "--window", "24h", "--where", "role=cdn"},
+			[2]string{"before", "after"}, [2]int{48, 48}, "faster", nil},
+		{"roles, before the rollout", []string{"--a", "role=origin", "--b", "role=cdn", "--during", "2026-03-01/2026-03-02"},
+			[2]string{"origin", "cdn"}, [2]int{48, 48}, "slower", nil},
+		{"roles, whole file", []string{"--a", "role=origin", "--b", "role=cdn"},
+			[2]string{"origin", "cdn"}, [2]int{96, 96}, "", nil},
+		{"windows without a role: mixed", []string{"--at", "2026-03-02"},
+			[2]string{"before", "after"}, [2]int{96, 96}, "faster", []string{"mixed_series"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := runProbe(t, nil, append([]string{"compare", file, "--format", "json"}, c.args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			res := parseContract(t, r.stdout)
+			var extra struct {
+				Sides    struct{ A, B struct{ Label string } }
+				Warnings []struct{ Code string }
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &extra); err != nil {
+				t.Fatal(err)
+			}
+			if got := [2]string{extra.Sides.A.Label, extra.Sides.B.Label}; got != c.labels {
+				t.Errorf("labels %v, want %v", got, c.labels)
+			}
+			ttfb := res.Rows[findRow(t, res, "ttfb", "all")]
+			if got := [2]int{ttfb.A.N, ttfb.B.N}; got != c.n {
+				t.Errorf("n %v, want %v", got, c.n)
+			}
+			if c.ttfb != "" && ttfb.Verdict != c.ttfb {
+				t.Errorf("ttfb verdict %s, want %s", ttfb.Verdict, c.ttfb)
+			}
+			var codes []string
+			for _, w := range extra.Warnings {
+				codes = append(codes, w.Code)
+			}
+			for _, w := range c.wantWarns {
+				if !slices.Contains(codes, w) {
+					t.Errorf("warnings %v lack %s", codes, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCompareTableMarkdownHTML(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl")
+	writeSamples(t, a, 4, sampleSpec{role: "origin", location: "eu-west-1", n: 40, ttfb: 50 * time.Millisecond},
+		sampleSpec{role: "origin", location: "us-east-1", n: 40, ttfb: 50 * time.Millisecond})
+	writeSamples(t, b, 5, sampleSpec{role: "cdn", location: "eu-west-1", n: 40, ttfb: 20 * time.Millisecond},
+		sampleSpec{role: "cdn", location: "us-east-1", n: 10, ttfb: 20 * time.Millisecond})
+	// A malformed line is skipped, named by file:line, and does not stop
+	// the comparison.
+	f, err := os.OpenFile(b, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, `{"time": "yesterday"`)
+	f.Close()
+
+	report := filepath.Join(dir, "report.html")
+	r := runProbe(t, nil, "compare", a, b, "--html", report)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	t.Log("\n" + r.stdout)
+	if strings.Contains(r.stdout, "\x1b[") {
+		t.Error("colour on a pipe")
+	}
+	for _, want := range []string{
+		"location", "phase", "Δp50 ms", "95% CI ms", "verdict",
+		"eu-west-1", "us-east-1", "faster", "insufficient",
+		b + ":51: ", "skipped 1 malformed of 51 lines",
+		"us-east-1: a has 40 probes and b 10 (4.0×)",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	html, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(html), "<svg") || !strings.Contains(r.stderr, "HTML report written") {
+		t.Errorf("html report: %d bytes; stderr %q", len(html), r.stderr)
+	}
+
+	r = runProbe(t, nil, "compare", a, b, "--format", "markdown")
+	if r.code != 0 {
+		t.Fatalf("markdown: exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"## probe compare", "| location | phase |", "| all | ttfb |", "**faster**", "**Warnings**"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestCompareUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "s.jsonl")
+	writeSamples(t, file, 6, sampleSpec{role: "cdn", location: "lab", n: 5, ttfb: time.Millisecond})
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"compare"}, "one or two JSONL files"},
+		{[]string{"compare", file, file, file}, "one or two JSONL files"},
+		{[]string{"compare", file}, "one file needs two sides"},
+		{[]string{"compare", file, "--before", "2026-03-01/2026-03-02"}, "--before and --after go together"},
+		{[]string{"compare", file, "--at", "2026-03-01", "--before", "2026-03-01/1h", "--after", "2026-03-01/2h"}, "--at sets both windows"},
+		{[]string{"compare", file, "--window", "1h", "--a", "role=cdn", "--b", "role=origin"}, "--window goes with --at"},
+		{[]string{"compare", file, "--at", "yesterday"}, "--at: time \"yesterday\""},
+		{[]string{"compare", file, "--before", "2026-03-02/2026-03-01", "--after", "2026-03-02/1h"}, "the end is not after the start"},
+		{[]string{"compare", file, "--a", "colour=blue", "--b", "role=cdn"}, `unknown key "colour"`},
+		{[]string{"compare", file, "--where", "role=cdn", "--a", "role=origin", "--b", "role=cdn"}, "select nothing together"},
+		{[]string{"compare", file, file, "--at", "2026-03-01"}, "with two files each file is a side"},
+		{[]string{"compare", file, "--a", "role=cdn", "--b", "role=origin"}, "side origin (role=origin): no samples: " + file + " holds 5 samples"},
+		{[]string{"compare", filepath.Join(dir, "missing.jsonl"), file}, "missing.jsonl: no such file"},
+		{[]string{"compare", file, file, "--format", "xml"}, "--format"},
+		{[]string{"compare", file, file, "--alpha", "2"}, "alpha 2"},
+		{[]string{"compare", file, file, "--min-samples", "1"}, "min samples 1"},
+	}
+	for _, c := range cases {
+		t.Run(c.want, func(t *testing.T) {
+			r := runProbe(t, nil, c.args...)
+			if r.code != 2 {
+				t.Errorf("exit %d, want 2; stderr: %s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, c.want) {
+				t.Errorf("stderr %q lacks %q", r.stderr, c.want)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout on a usage error: %q", r.stdout)
+			}
+		})
+	}
+}
+
+// TestCompareAgentEndToEnd runs the agent in-process against two local
+// servers whose answers wait 10 ms and 40 ms, writing JSONL for a few
+// seconds; compare finds the fast one ("cdn") faster in ttfb, with an
+// interval covering the true difference: that of the medians of what the
+// servers really slept (a sleep overshoots by the timer's slack).
+func TestCompareAgentEndToEnd(t *testing.T) {
+	fast, fastWaits := labServer(t)
+	slow, slowWaits := labServer(t)
+	dir := t.TempDir()
+	samples := filepath.Join(dir, "samples.jsonl")
+	cfg := filepath.Join(dir, "edgeprobe.yml")
+	config := fmt.Sprintf(`location: lab
+defaults: {interval: 100ms, timeout: 100ms}
+targets:
+  - name: site
+    url: %s
+    roles:
+      cdn: {}
+      origin: {url: %s}
+exporters:
+  jsonl: {path: %s}
+`, strconv.Quote(fast.URL()+"/?fb=10ms"), strconv.Quote(slow.URL()+"/?fb=40ms"), strconv.Quote(samples))
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Cancel (not a deadline): Run takes a cancel as a normal shutdown.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer time.AfterFunc(4*time.Second, cancel).Stop()
+	started := time.Now()
+	if err := agent.Run(ctx, agent.Options{ConfigPath: cfg, RunAtStart: true, DrainTimeout: 5 * time.Second}); err != nil {
+		t.Fatalf("agent: %v", err)
+	}
+	t.Logf("agent ran %v", time.Since(started).Round(time.Millisecond))
+
+	r := runProbe(t, nil, "compare", samples, "--a", "role=origin", "--b", "role=cdn", "--format", "json")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	res := parseContract(t, r.stdout)
+	ttfb := res.Rows[findRow(t, res, "ttfb", "all")]
+	if ttfb.A.N < 20 || ttfb.B.N < 20 {
+		t.Fatalf("too few samples in the run: a %d, b %d", ttfb.A.N, ttfb.B.N)
+	}
+	truth := sleptMedian(fastWaits) - sleptMedian(slowWaits)
+	t.Logf("ttfb: a n %d p50 %.3f ms, b n %d p50 %.3f ms, diff %.3f ms, CI [%.3f, %.3f] ms; true difference %.3f ms",
+		ttfb.A.N, *ttfb.A.P50*1000, ttfb.B.N, *ttfb.B.P50*1000, *ttfb.Diff*1000, *ttfb.CILow*1000, *ttfb.CIHigh*1000,
+		float64(truth)/float64(time.Millisecond))
+	if ttfb.Verdict != "faster" {
+		t.Errorf("ttfb verdict %s, want faster", ttfb.Verdict)
+	}
+	lo, hi := time.Duration(*ttfb.CILow*float64(time.Second)), time.Duration(*ttfb.CIHigh*float64(time.Second))
+	if lo > truth || hi < truth {
+		t.Errorf("CI [%v, %v] does not cover the true difference %v", lo, hi, truth)
+	}
+}
+
+// labServer answers after the ?fb= wait and records what it slept.
+func labServer(t *testing.T) (*lab.HTTPServer, *lab.QueryDelay) {
+	t.Helper()
+	h := lab.QueryDelayHandler(16)
+	srv, err := lab.NewHTTPServer(lab.ServerOptions{Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv, h
+}
+
+// sleptMedian is the median (nearest rank, as compare reports) of what a
+// server slept before its first byte.
+func sleptMedian(q *lab.QueryDelay) time.Duration {
+	fb, _ := q.Waits()
+	slices.Sort(fb)
+	return report.Percentile(fb, 50)
+}
