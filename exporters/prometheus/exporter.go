@@ -9,7 +9,6 @@ package promexp
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -31,15 +30,23 @@ const (
 	lAddress  = "address"
 )
 
-// Buckets are the classic histogram buckets (seconds), suited to 1 ms–10 s.
-// Every histogram also has native buckets, which Prometheus uses when it
-// scrapes with native histograms enabled.
-var Buckets = []float64{.001, .0025, .005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 1.5, 2.5, 5, 10}
+// bucketBounds are the classic histogram buckets (seconds), suited to
+// 1 ms–10 s. An array, so that a histogram's counts are one too.
+var bucketBounds = [...]float64{.001, .0025, .005, .01, .025, .05, .075, .1, .15, .2, .3, .5, .75, 1, 1.5, 2.5, 5, 10}
 
-// Native histogram parameters: about 10% resolution, a bounded bucket
-// count, and at most one reset an hour when that bound is hit.
+const numBuckets = len(bucketBounds)
+
+// Buckets are the classic histogram buckets (seconds), suited to 1 ms–10 s:
+// a copy, for users of the package. Every histogram also has native
+// buckets, which Prometheus uses when it scrapes with native histograms
+// enabled.
+var Buckets = append([]float64(nil), bucketBounds[:]...)
+
+// Native histogram parameters, those client_golang's histograms had here:
+// bucket factor 1.1 (about 10% resolution: schema 3, see hist.go), a
+// bounded bucket count, and at most one reset an hour when that bound is
+// hit.
 const (
-	nativeFactor     = 1.1
 	nativeMaxBuckets = 160
 	nativeMinReset   = time.Hour
 )
@@ -52,8 +59,8 @@ const (
 	popOverflow      = "other"
 )
 
-// phases are the observed phases, in wire order; the index is used for the
-// per-series observer cache.
+// phases are the observed phases, in wire order; the index is that of a
+// series' histograms.
 var phases = [...]string{
 	httptrace.PhaseDNS, httptrace.PhaseConnect, httptrace.PhaseTLS, httptrace.PhaseTTFB,
 	httptrace.PhaseTransfer, httptrace.PhaseTotal, httptrace.PhaseFirstByte,
@@ -95,110 +102,6 @@ var followPhases = [...]string{httptrace.PhaseTTFB, httptrace.PhaseTotal}
 // Upstream phases, from CloudFront's Server-Timing.
 var upstreamPhases = [...]string{"dns", "connect", "first_byte", "downstream_first_byte"}
 
-// metrics are the vectors of the contract.
-type metrics struct {
-	phase      *prometheus.HistogramVec
-	probes     *prometheus.CounterVec
-	success    *prometheus.GaugeVec
-	duration   *prometheus.GaugeVec
-	lastTime   *prometheus.GaugeVec
-	cache      *prometheus.CounterVec
-	certExpiry *prometheus.GaugeVec
-	status     *prometheus.GaugeVec
-	info       *prometheus.GaugeVec
-	revalTime  *prometheus.HistogramVec
-	revals     *prometheus.CounterVec
-	keepalive  *prometheus.HistogramVec
-	upstream   *prometheus.HistogramVec
-	perJob     []*prometheus.MetricVec // every vector with target and role labels, for Forget
-	buildInfo  prometheus.Gauge
-}
-
-func histogram(name, help string, labels ...string) *prometheus.HistogramVec {
-	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:                            name,
-		Help:                            help,
-		Buckets:                         Buckets,
-		NativeHistogramBucketFactor:     nativeFactor,
-		NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
-		NativeHistogramMinResetDuration: nativeMinReset,
-	}, labels)
-}
-
-func counter(name, help string, labels ...string) *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-}
-
-func gauge(name, help string, labels ...string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-}
-
-func newMetrics() *metrics {
-	job := []string{lTarget, lRole, lLocation}
-	addr := []string{lTarget, lRole, lLocation, lAddress}
-	with := func(base []string, extra ...string) []string {
-		return append(append([]string(nil), base...), extra...)
-	}
-	m := &metrics{
-		phase: histogram("edgeprobe_phase_duration_seconds",
-			"Duration of one phase of a probe on a new connection (dns, connect, tls, ttfb, transfer, total, first_byte). "+
-				"Setup phases (dns, connect, tls) are observed whenever they finished, response phases only for successful probes; a phase that did not happen is not observed.",
-			with(addr, "phase")...),
-		probes: counter("edgeprobe_probes_total",
-			"Probes run, by result: success, or the phase the probe failed in (dns, connect, tls, http, timeout, assert).",
-			with(addr, "result")...),
-		success: gauge("edgeprobe_probe_success",
-			"Whether the last probe succeeded (1) or failed (0).", addr...),
-		duration: gauge("edgeprobe_probe_duration_seconds",
-			"Total duration of the last probe, until success or failure.", addr...),
-		lastTime: gauge("edgeprobe_last_probe_timestamp_seconds",
-			"Unix time the last probe started.", addr...),
-		cache: counter("edgeprobe_cache_results_total",
-			"Responses by normalized CDN cache result (hit, miss, refresh_hit, bypass, error, unknown) and CDN POP (empty when none).",
-			with(job, "cache", "pop")...),
-		certExpiry: gauge("edgeprobe_tls_cert_not_after_timestamp_seconds",
-			"Unix time the leaf certificate of the last TLS handshake expires.", job...),
-		status: gauge("edgeprobe_http_status_code",
-			"HTTP status code of the last probe's final response (0 when no response arrived).", addr...),
-		info: gauge("edgeprobe_probe_info",
-			"Facts of the last response, as labels; the value is always 1.",
-			with(addr, "http_version", "tls_version", "ip_family", "cdn")...),
-		revalTime: histogram("edgeprobe_revalidation_duration_seconds",
-			"Duration of the conditional request (If-Modified-Since / If-None-Match) that follows a 200, by phase (ttfb, total).",
-			with(job, "phase")...),
-		revals: counter("edgeprobe_revalidations_total",
-			"Conditional requests by result: not_modified (304), modified, error, skipped_no_validator (the 200 had no Last-Modified or ETag).",
-			with(job, "result")...),
-		keepalive: histogram("edgeprobe_keepalive_duration_seconds",
-			"Duration of a second request on the probe's kept-alive connection, by phase (ttfb, total).",
-			with(job, "phase")...),
-		upstream: histogram("edgeprobe_upstream_duration_seconds",
-			"The CDN edge's own timings towards the origin from CloudFront Server-Timing, by phase (dns, connect, first_byte, downstream_first_byte); observed when present and not zero.",
-			with(job, "phase")...),
-	}
-	m.perJob = []*prometheus.MetricVec{
-		m.phase.MetricVec, m.probes.MetricVec, m.success.MetricVec, m.duration.MetricVec,
-		m.lastTime.MetricVec, m.cache.MetricVec, m.certExpiry.MetricVec, m.status.MetricVec,
-		m.info.MetricVec, m.revalTime.MetricVec, m.revals.MetricVec, m.keepalive.MetricVec,
-		m.upstream.MetricVec,
-	}
-	version, revision, goVersion := buildInfo()
-	m.buildInfo = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "edgeprobe_build_info",
-		Help:        "The agent's version, VCS revision and Go version, as labels; the value is always 1.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
-	})
-	m.buildInfo.Set(1)
-	return m
-}
-
-func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{
-		m.phase, m.probes, m.success, m.duration, m.lastTime, m.cache, m.certExpiry,
-		m.status, m.info, m.revalTime, m.revals, m.keepalive, m.upstream, m.buildInfo,
-	}
-}
-
 // buildInfo reads the version from the binary's build information.
 func buildInfo() (version, revision, goVersion string) {
 	version, revision, goVersion = "unknown", "unknown", runtime.Version()
@@ -219,12 +122,24 @@ func buildInfo() (version, revision, goVersion string) {
 
 // Exporter turns samples into the metrics of the contract. It is a
 // probe.Sink; Write is safe for concurrent use and, once a series is known,
-// does not allocate: the label-bound observers are cached per series.
+// does not allocate (but to grow a native histogram by a bucket, now and
+// then).
+//
+// It keeps each series' state itself, compactly, and builds the metrics
+// when scraped (collector.go), rather than keeping client_golang vector
+// children, which cost about 2 KiB per histogram and 0.9 KiB per counter or
+// gauge: tens of KiB per target × role, against a budget of 8 KiB.
 type Exporter struct {
-	m *metrics
+	c         *collector
+	buildInfo prometheus.Gauge
+	now       func() time.Time // a clock tests can set
 
-	mu     sync.RWMutex
+	mu sync.RWMutex
+	// series by the sample's label values. A series whose values needed
+	// repair (invalid UTF-8) is stored under its repaired values too, so
+	// two samples that repair alike share it as they shared a vector child.
 	series map[seriesKey]*series
+	jobs   map[jobKey]*job // by label values
 }
 
 var _ probe.Sink = (*Exporter)(nil)
@@ -237,9 +152,17 @@ func New(reg prometheus.Registerer, constLabels map[string]string) *Exporter {
 	if len(constLabels) > 0 {
 		reg = prometheus.WrapRegistererWith(constLabels, reg)
 	}
-	m := newMetrics()
-	reg.MustRegister(m.collectors()...)
-	return &Exporter{m: m, series: map[seriesKey]*series{}}
+	e := &Exporter{now: time.Now, series: map[seriesKey]*series{}, jobs: map[jobKey]*job{}}
+	e.c = newCollector(e)
+	version, revision, goVersion := buildInfo()
+	e.buildInfo = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "edgeprobe_build_info",
+		Help:        "The agent's version, VCS revision and Go version, as labels; the value is always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	e.buildInfo.Set(1)
+	reg.MustRegister(e.c, e.buildInfo)
+	return e
 }
 
 // seriesKey is one job (target × role) at one location, and one of its
@@ -248,37 +171,78 @@ type seriesKey struct {
 	target, role, location, address string
 }
 
-// series caches the observers bound to one seriesKey, and what the status
-// page shows about it. Observers are bound on first use, so a target never
-// gets series for phases or modes it does not have (tls for http://,
-// revalidation without conditional).
-type series struct {
-	key seriesKey
+func (k seriesKey) job() jobKey { return jobKey{k.target, k.role, k.location} }
+
+// jobKey is one job at one location: the labels of the metrics that do not
+// have an address.
+type jobKey struct {
+	target, role, location string
+}
+
+// job is the state of the metrics of one jobKey, shared by its addresses'
+// series. Its mutex also guards those series: they are written together.
+type job struct {
+	key jobKey // label values
 
 	mu   sync.Mutex
 	dead bool // forgotten: late samples are dropped, not resurrected
+	gone bool // Forget's mark; guarded by Exporter.mu
 
-	phase      [numPhases]prometheus.Observer
-	probes     [len(results)]prometheus.Counter
-	success    prometheus.Gauge
-	duration   prometheus.Gauge
-	lastTime   prometheus.Gauge
-	status     prometheus.Gauge
-	certExpiry prometheus.Gauge
-	cache      map[cacheKey]prometheus.Counter
-	pops       map[string]struct{}
-	info       [4]string // http_version, tls_version, ip_family, cdn of the current info series
-	hasInfo    bool
-	revalTime  [len(followPhases)]prometheus.Observer
-	revals     [numReval]prometheus.Counter
-	keepalive  [len(followPhases)]prometheus.Observer
-	upstream   [len(upstreamPhases)]prometheus.Observer
-	last       lastSample
-	history    uint32 // success bits of the recent probes, newest in bit 0
-	historyLen int
+	hasCert    bool
+	certExpiry int64 // unix seconds
+	cache      []cacheCount
+	revals     [numReval]counter
+	revalTime  [len(followPhases)]*hist
+	keepalive  [len(followPhases)]*hist
+	upstream   [len(upstreamPhases)]*hist
 }
 
-type cacheKey struct{ cache, pop string }
+// cacheCount is edgeprobe_cache_results_total for one cache result and POP.
+type cacheCount struct {
+	cache, pop string // label values
+	counter
+}
+
+// series is the state of one seriesKey, and what the status page shows
+// about it; job.mu guards it. Histograms and counters come into being on
+// first use, so a target never gets series for phases or results it does
+// not have (tls for http://). The gauges probe_success, _duration_seconds,
+// last_probe_timestamp_seconds and http_status_code exist from the first
+// sample on and are read from last and history.
+type series struct {
+	job *job
+	key seriesKey // label values
+
+	phase   [numPhases]*hist
+	probes  [len(results)]counter // probes[0], success, exists from the start
+	unknown []namedCount          // results of phases this package does not know yet
+	pops    []string              // POPs seen, to bound them (maxPOPsPerSeries)
+	info    [4]string             // http_version, tls_version, ip_family, cdn of the info series
+	hasInfo bool
+
+	last       lastSample
+	history    uint32 // success bits of the recent probes, newest in bit 0
+	historyLen uint8
+}
+
+// counter is a counter series: its count, and when it came into being
+// (unix ns, its created timestamp; 0: not yet).
+type counter struct {
+	n       uint64
+	created int64
+}
+
+func (c *counter) inc(now func() time.Time) {
+	if c.created == 0 {
+		c.created = now().UnixNano()
+	}
+	c.n++
+}
+
+type namedCount struct {
+	name string
+	counter
+}
 
 // recentProbes is the window of the status page's success ratio.
 const recentProbes = 20
@@ -290,9 +254,10 @@ func (e *Exporter) Write(_ context.Context, s *probe.Sample) {
 		return
 	}
 	sr := e.lookup(seriesKey{target: s.Target, role: s.Role, location: s.Location, address: s.Address})
-	sr.mu.Lock()
-	defer sr.mu.Unlock()
-	if sr.dead {
+	j := sr.job
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.dead {
 		return
 	}
 	e.record(sr, s.Result)
@@ -307,73 +272,39 @@ func (e *Exporter) lookup(k seriesKey) *series {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if sr = e.series[k]; sr == nil {
-		sr = e.newSeries(k)
-		e.series[k] = sr
+	if sr = e.series[k]; sr != nil {
+		return sr
 	}
+	// Label values must be valid UTF-8 (client_golang refuses the rest):
+	// repair rather than fail, a probe must never crash the agent.
+	l := seriesKey{validLabel(k.target), validLabel(k.role), validLabel(k.location), validLabel(k.address)}
+	if sr = e.series[l]; sr == nil {
+		j := e.jobs[l.job()]
+		if j == nil {
+			j = &job{key: l.job()}
+			e.jobs[l.job()] = j
+		}
+		sr = &series{job: j, key: l}
+		// success exists from the first sample on, at 0, so rate() and
+		// increase() see the first success too.
+		sr.probes[0].created = e.now().UnixNano()
+		e.series[l] = sr
+	}
+	e.series[k] = sr
 	return sr
 }
 
-func (e *Exporter) newSeries(k seriesKey) *series {
-	m := e.m
-	sr := &series{key: k}
-	a := []string{k.target, k.role, k.location, k.address}
-	// success exists from the first sample on, at 0, so rate() and
-	// increase() see the first success too.
-	sr.probes[0] = bind(m.probes.GetMetricWithLabelValues, append(a, resultSuccess)...)
-	sr.success = bind(m.success.GetMetricWithLabelValues, a...)
-	sr.duration = bind(m.duration.GetMetricWithLabelValues, a...)
-	sr.lastTime = bind(m.lastTime.GetMetricWithLabelValues, a...)
-	sr.status = bind(m.status.GetMetricWithLabelValues, a...)
-	return sr
-}
+func validLabel(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
-// bind returns the child of a vector for label values, replacing invalid
-// UTF-8 (which client_golang refuses) rather than failing: a probe must
-// never crash the agent. The label count is fixed by this package, so the
-// second attempt cannot fail.
-func bind[M any](get func(...string) (M, error), lvs ...string) M {
-	m, err := get(lvs...)
-	if err == nil {
-		return m
-	}
-	for i, v := range lvs {
-		lvs[i] = strings.ToValidUTF8(v, "\uFFFD")
-	}
-	m, err = get(lvs...)
-	if err != nil {
-		panic(fmt.Errorf("promexp: binding %q: %w", lvs, err))
-	}
-	return m
-}
-
-func (sr *series) job() []string { return []string{sr.key.target, sr.key.role, sr.key.location} }
-
-func (sr *series) addr(extra ...string) []string {
-	return append([]string{sr.key.target, sr.key.role, sr.key.location, sr.key.address}, extra...)
-}
-
-// record updates every metric of one series from one result; sr.mu is held.
+// record updates every metric of one series from one result; job.mu is
+// held.
 func (e *Exporter) record(sr *series, r *httptrace.Result) {
-	m := e.m
-	ok := r.Err == nil
-	responded := r.Status != 0
-
-	// Probe result.
-	if ok {
-		sr.probes[0].Inc()
-		sr.success.Set(1)
+	j := sr.job
+	if r.Err == nil {
+		sr.probes[0].inc(e.now)
 	} else {
-		e.probeFailed(sr, r.Err.Phase).Inc()
-		sr.success.Set(0)
+		e.probeFailed(sr, r.Err.Phase)
 	}
-	sr.duration.Set(r.Timings.Total.Seconds())
-	start := r.Start
-	if start.IsZero() {
-		start = time.Now()
-	}
-	sr.lastTime.Set(float64(start.UnixNano()) / 1e9)
-	sr.status.Set(float64(r.Status))
 
 	// Phases.
 	done := completedPhases(r)
@@ -382,33 +313,35 @@ func (e *Exporter) record(sr *series, r *httptrace.Result) {
 		if d <= 0 || !done[i] {
 			continue
 		}
-		if sr.phase[i] == nil {
-			sr.phase[i] = bind(m.phase.GetMetricWithLabelValues, sr.addr(phases[i])...)
-		}
-		sr.phase[i].Observe(d.Seconds())
+		e.observe(&sr.phase[i], d)
 	}
 
 	if r.TLS != nil && !r.TLS.NotAfter.IsZero() {
-		if sr.certExpiry == nil {
-			sr.certExpiry = bind(m.certExpiry.GetMetricWithLabelValues, sr.job()...)
-		}
-		sr.certExpiry.Set(float64(r.TLS.NotAfter.Unix()))
+		j.hasCert, j.certExpiry = true, r.TLS.NotAfter.Unix()
 	}
 
-	if responded {
-		e.cacheResult(sr, r.CDN).Inc()
-		e.setInfo(sr, r)
-		e.observeUpstream(sr, r.CDN.Upstream)
+	if r.Status != 0 { // responded
+		e.cacheResult(sr, r.CDN)
+		sr.setInfo(r)
+		e.observeUpstream(j, r.CDN.Upstream)
 	}
 
 	if c := r.Conditional; c != nil {
-		e.revalidation(sr, c)
+		e.revalidation(j, c)
 	}
 	if w := r.Warm; w != nil {
-		observeFollow(&sr.keepalive, m.keepalive, sr, *w)
+		e.observeFollow(&j.keepalive, *w)
 	}
 
-	sr.remember(r)
+	sr.remember(r, e.now)
+}
+
+// observe adds d to the histogram *h, making it on first use.
+func (e *Exporter) observe(h **hist, d time.Duration) {
+	if *h == nil {
+		*h = newHist(e.now())
+	}
+	(*h).observe(d.Seconds(), &e.c.bounds, e.now)
 }
 
 // completedPhases says which phases of r may be observed. All of them for a
@@ -450,52 +383,55 @@ func completedPhases(r *httptrace.Result) (done [numPhases]bool) {
 	return done
 }
 
-// probeFailed returns the probes_total counter of a failure phase.
-func (e *Exporter) probeFailed(sr *series, phase string) prometheus.Counter {
+// probeFailed counts a failure in probes_total.
+func (e *Exporter) probeFailed(sr *series, phase string) {
 	for i := 1; i < len(results); i++ {
 		if results[i] == phase {
-			if sr.probes[i] == nil {
-				sr.probes[i] = bind(e.m.probes.GetMetricWithLabelValues, sr.addr(phase)...)
-			}
-			return sr.probes[i]
+			sr.probes[i].inc(e.now)
+			return
 		}
 	}
-	// A phase this package does not know yet: counted, not cached.
-	return bind(e.m.probes.GetMetricWithLabelValues, sr.addr(labelValue(phase))...)
+	// A phase this package does not know yet.
+	phase = labelValue(phase)
+	for i := range sr.unknown {
+		if sr.unknown[i].name == phase {
+			sr.unknown[i].inc(e.now)
+			return
+		}
+	}
+	sr.unknown = append(sr.unknown, namedCount{name: phase})
+	sr.unknown[len(sr.unknown)-1].inc(e.now)
 }
 
-func (e *Exporter) cacheResult(sr *series, c httptrace.CDN) prometheus.Counter {
-	k := cacheKey{cache: c.Cache, pop: c.POP}
-	if k.cache == "" {
-		k.cache = httptrace.CacheUnknown
-	}
-	if ctr := sr.cache[k]; ctr != nil {
-		return ctr
-	}
-	// A new value: bound its size and the number of distinct POPs.
-	k.cache, k.pop = labelValue(k.cache), labelValue(k.pop)
-	if _, seen := sr.pops[k.pop]; !seen {
+// cacheResult counts the response in cache_results_total, bounding the
+// size of its label values and the number of POPs a series adds.
+func (e *Exporter) cacheResult(sr *series, c httptrace.CDN) {
+	cache, pop := labelValue(orUnknown(c.Cache)), labelValue(c.POP)
+	if !containsString(sr.pops, pop) {
 		if len(sr.pops) >= maxPOPsPerSeries {
-			k.pop = popOverflow
+			pop = popOverflow
 		} else {
-			if sr.pops == nil {
-				sr.pops = map[string]struct{}{}
-			}
-			sr.pops[k.pop] = struct{}{}
+			sr.pops = append(sr.pops, pop)
 		}
 	}
-	if ctr := sr.cache[k]; ctr != nil {
-		return ctr
+	j := sr.job
+	for i := range j.cache {
+		if j.cache[i].cache == cache && j.cache[i].pop == pop {
+			j.cache[i].inc(e.now)
+			return
+		}
 	}
-	ctr := bind(e.m.cache.GetMetricWithLabelValues, append(sr.job(), k.cache, k.pop)...)
-	if sr.cache == nil {
-		sr.cache = map[cacheKey]prometheus.Counter{}
+	j.cache = append(j.cache, cacheCount{cache: cache, pop: pop})
+	j.cache[len(j.cache)-1].inc(e.now)
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
 	}
-	// Cache under the sample's own key too when it differs (a long or an
-	// overflowing POP), so it is not re-bounded on every sample.
-	sr.cache[k] = ctr
-	sr.cache[cacheKey{cache: orUnknown(c.Cache), pop: c.POP}] = ctr
-	return ctr
+	return false
 }
 
 func orUnknown(s string) string {
@@ -505,7 +441,8 @@ func orUnknown(s string) string {
 	return s
 }
 
-// labelValue bounds a label value read from a response.
+// labelValue bounds a label value read from a response. It allocates only
+// to repair invalid UTF-8.
 func labelValue(s string) string {
 	if len(s) > maxLabelLen {
 		s = s[:maxLabelLen]
@@ -518,7 +455,7 @@ func labelValue(s string) string {
 
 // setInfo keeps one info series per address: a changed value set replaces
 // the old series instead of adding one.
-func (e *Exporter) setInfo(sr *series, r *httptrace.Result) {
+func (sr *series) setInfo(r *httptrace.Result) {
 	v := [4]string{r.Proto, "", r.IPFamily, r.CDN.Provider}
 	if r.TLS != nil {
 		v[1] = r.TLS.Version
@@ -526,17 +463,13 @@ func (e *Exporter) setInfo(sr *series, r *httptrace.Result) {
 	if sr.hasInfo && v == sr.info {
 		return
 	}
-	if sr.hasInfo {
-		e.m.info.DeleteLabelValues(sr.addr(sr.info[:]...)...)
-	}
 	for i := range v {
 		v[i] = labelValue(v[i])
 	}
-	bind(e.m.info.GetMetricWithLabelValues, sr.addr(v[:]...)...).Set(1)
 	sr.info, sr.hasInfo = v, true
 }
 
-func (e *Exporter) observeUpstream(sr *series, u httptrace.Upstream) {
+func (e *Exporter) observeUpstream(j *job, u httptrace.Upstream) {
 	ds := [len(upstreamPhases)]time.Duration{u.DNS, u.Connect, u.FirstByte, u.DownstreamFirst}
 	for i, d := range ds {
 		// Zero means absent, or (dns, connect) that the edge did not do one:
@@ -544,14 +477,11 @@ func (e *Exporter) observeUpstream(sr *series, u httptrace.Upstream) {
 		if d <= 0 {
 			continue
 		}
-		if sr.upstream[i] == nil {
-			sr.upstream[i] = bind(e.m.upstream.GetMetricWithLabelValues, append(sr.job(), upstreamPhases[i])...)
-		}
-		sr.upstream[i].Observe(d.Seconds())
+		e.observe(&j.upstream[i], d)
 	}
 }
 
-func (e *Exporter) revalidation(sr *series, c *httptrace.Conditional) {
+func (e *Exporter) revalidation(j *job, c *httptrace.Conditional) {
 	res := revalSkipped
 	switch {
 	case !c.Sent:
@@ -562,26 +492,18 @@ func (e *Exporter) revalidation(sr *series, c *httptrace.Conditional) {
 	default:
 		res = revalModified
 	}
-	if sr.revals[res] == nil {
-		sr.revals[res] = bind(e.m.revals.GetMetricWithLabelValues, append(sr.job(), revalResults[res])...)
-	}
-	sr.revals[res].Inc()
+	j.revals[res].inc(e.now)
 	if res == revalNotModified || res == revalModified {
-		observeFollow(&sr.revalTime, e.m.revalTime, sr, c.Timings)
+		e.observeFollow(&j.revalTime, c.Timings)
 	}
 }
 
 // observeFollow observes ttfb and total of a follow-up request.
-func observeFollow(obs *[len(followPhases)]prometheus.Observer, vec *prometheus.HistogramVec, sr *series, t httptrace.Timings) {
+func (e *Exporter) observeFollow(hs *[len(followPhases)]*hist, t httptrace.Timings) {
 	for i, p := range followPhases {
-		d := t.Get(p)
-		if d <= 0 {
-			continue
+		if d := t.Get(p); d > 0 {
+			e.observe(&hs[i], d)
 		}
-		if obs[i] == nil {
-			obs[i] = bind(vec.GetMetricWithLabelValues, append(sr.job(), p)...)
-		}
-		obs[i].Observe(d.Seconds())
 	}
 }
 
@@ -592,32 +514,38 @@ func observeFollow(obs *[len(followPhases)]prometheus.Observer, vec *prometheus.
 // their way; new ones start its series afresh.
 func (e *Exporter) Forget(keep func(target, role string) bool) {
 	e.mu.Lock()
-	type job struct{ target, role string }
-	gone := map[job]bool{}
-	var dead []*series
 	for k, sr := range e.series {
-		if keep(k.target, k.role) {
-			continue
+		if !keep(k.target, k.role) {
+			sr.job.gone = true
 		}
-		gone[job{k.target, k.role}] = true
-		dead = append(dead, sr)
-		delete(e.series, k)
+	}
+	var dead []*job
+	for k, sr := range e.series {
+		if sr.job.gone {
+			delete(e.series, k)
+		}
+	}
+	for k, j := range e.jobs {
+		if j.gone {
+			delete(e.jobs, k)
+			dead = append(dead, j)
+		}
 	}
 	e.mu.Unlock()
 
-	// Mark before deleting: a Write holding the series finishes first, one
-	// that comes after sees dead, so nothing is re-created once deleted.
-	for _, sr := range dead {
-		sr.mu.Lock()
-		sr.dead = true
-		sr.mu.Unlock()
+	// A Write holding the job finishes first; one that comes after sees
+	// dead, so nothing is written to state no scrape reads.
+	for _, j := range dead {
+		j.mu.Lock()
+		j.dead = true
+		j.mu.Unlock()
 	}
-	for j := range gone {
-		for _, v := range e.m.perJob {
-			// As bind stored them.
-			v.DeletePartialMatch(prometheus.Labels{
-				lTarget: strings.ToValidUTF8(j.target, "\uFFFD"), lRole: strings.ToValidUTF8(j.role, "\uFFFD"),
-			})
-		}
+}
+
+// gaugeValues are the last-sample gauges of a series.
+func (sr *series) gaugeValues() (success, duration, start, status float64) {
+	if sr.historyLen > 0 && sr.history&1 != 0 {
+		success = 1
 	}
+	return success, sr.last.timings.Total.Seconds(), float64(sr.last.start) / 1e9, float64(sr.last.status)
 }

@@ -12,13 +12,15 @@ import (
 	"github.com/edgeprobe/edgeprobe/httptrace"
 )
 
-// lastSample is what the status page shows of a series' last sample. Only
-// these facts are kept, never the sample: no headers, bodies or URLs are
-// held (or shown), and memory per target stays small.
+// lastSample is what the status page shows of a series' last sample, and
+// what its last-sample gauges report. Only these facts are kept, never the
+// sample: no headers, bodies or URLs are held (or shown), and memory per
+// target stays small.
 type lastSample struct {
-	start       time.Time
+	start       int64 // unix ns; the time of the write if the sample had none
+	startKnown  bool  // the sample had a start time
+	status      int32
 	timings     httptrace.Timings
-	status      int
 	errPhase    string
 	errMessage  string
 	cache       string
@@ -27,10 +29,15 @@ type lastSample struct {
 	httpVersion string
 }
 
-func (sr *series) remember(r *httptrace.Result) {
+func (sr *series) remember(r *httptrace.Result, now func() time.Time) {
 	sr.last = lastSample{
-		start: r.Start, timings: r.Timings, status: r.Status,
+		startKnown: !r.Start.IsZero(), timings: r.Timings, status: int32(r.Status),
 		cache: r.CDN.Cache, pop: r.CDN.POP, popCity: r.CDN.POPCity, httpVersion: r.Proto,
+	}
+	if sr.last.startKnown {
+		sr.last.start = r.Start.UnixNano()
+	} else {
+		sr.last.start = now().UnixNano()
 	}
 	if r.Err != nil {
 		sr.last.errPhase, sr.last.errMessage = r.Err.Phase, r.Err.Message
@@ -60,23 +67,25 @@ type Status struct {
 // Status returns the last sample of every series, sorted by target, role,
 // location and address.
 func (e *Exporter) Status() []Status {
-	e.mu.RLock()
-	all := make([]*series, 0, len(e.series))
-	for _, sr := range e.series {
-		all = append(all, sr)
-	}
-	e.mu.RUnlock()
+	all := e.allSeries()
 	out := make([]Status, 0, len(all))
 	for _, sr := range all {
-		sr.mu.Lock()
+		sr.job.mu.Lock()
+		if sr.job.dead {
+			sr.job.mu.Unlock()
+			continue
+		}
 		l := sr.last
 		st := Status{
 			Target: sr.key.target, Role: sr.key.role, Location: sr.key.location, Address: sr.key.address,
-			Start: l.start, Timings: l.timings, HTTPStatus: l.status, ErrPhase: l.errPhase, ErrMessage: l.errMessage,
+			Timings: l.timings, HTTPStatus: int(l.status), ErrPhase: l.errPhase, ErrMessage: l.errMessage,
 			Cache: l.cache, POP: l.pop, POPCity: l.popCity, HTTPVersion: l.httpVersion,
-			Recent: sr.historyLen, RecentOK: bits.OnesCount32(sr.history),
+			Recent: int(sr.historyLen), RecentOK: bits.OnesCount32(sr.history),
 		}
-		sr.mu.Unlock()
+		if l.startKnown {
+			st.Start = time.Unix(0, l.start)
+		}
+		sr.job.mu.Unlock()
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b Status) int {
