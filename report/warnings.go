@@ -160,10 +160,15 @@ func hasValidator(r *httptrace.Result) (has, known bool) {
 
 // slow304 compares the server time of the 304 answers with the 200s'.
 // Server time is ttfb less connect (one round trip), so a far-away server
-// whose ttfb is mostly network does not look slow to revalidate.
+// whose ttfb is mostly network does not look slow to revalidate. It speaks
+// of the origin: through a CDN with TTL 0 both answers wait for the edge's
+// own revalidation with the origin, so there they cost the same by design.
 func slow304(ok []*probe.Sample) (Warning, bool) {
 	var full, revalidated []time.Duration
 	for _, s := range ok {
+		if s.CDN.Provider != "" {
+			return Warning{}, false
+		}
 		if s.Status == http.StatusOK {
 			full = append(full, serverTime(s.Timings))
 		}

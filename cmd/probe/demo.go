@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,6 +37,10 @@ comparison. No root, no AWS, no network.`,
 			if duration <= 0 || interval <= 0 {
 				return usageErrorf("--duration and --interval must be positive")
 			}
+			if !cmd.Flags().Changed("listen") && !portFree(listen) {
+				// Another agent (or demo) has the default port: any port will do.
+				listen = "127.0.0.1:0"
+			}
 			return runDemo(cmd.Context(), a, duration, interval, listen)
 		},
 	}
@@ -44,6 +49,16 @@ comparison. No root, no AWS, no network.`,
 	f.DurationVar(&interval, "interval", time.Second, "probe interval of each way in")
 	f.StringVar(&listen, "listen", "127.0.0.1:9470", "address of /metrics and the status page (127.0.0.1:0 picks a free port)")
 	return cmd
+}
+
+// portFree reports whether addr can be listened on right now.
+func portFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 // memorySink keeps every sample for the closing comparison.
