@@ -9,7 +9,10 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
-require github.com/aws/aws-sdk-go-v2/service/cloudfront v1.73.0 // indirect
+require (
+	github.com/aws/aws-sdk-go-v2/service/cloudfront v1.73.0 // indirect
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22 // indirect
+)
 
 require (
 	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794

@@ -23,6 +23,13 @@ import (
 const serverModeEnv = "EDGEPROBE_BENCH_SERVER"
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(agentServerEnv); dir != "" { // BenchmarkAgent's server
+		if err := serveAgentBench(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv(serverModeEnv); dir != "" {
 		if err := serve(dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -86,8 +86,8 @@ func runDemo(ctx context.Context, a *app, duration, interval time.Duration, list
 	defer os.RemoveAll(dir)
 	cfgPath := filepath.Join(dir, "edgeprobe.yml")
 	samplesPath := filepath.Join(dir, "samples.jsonl")
-	// The listen address goes to the agent as an override, not into the
-	// file: the config refuses port 0, which --listen 127.0.0.1:0 asks for.
+	// The listen address goes to the agent as an override (Options.Listen),
+	// as `probe run --listen` does.
 	if err := os.WriteFile(cfgPath, site.ConfigYAML(interval, samplesPath, ""), 0o600); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
