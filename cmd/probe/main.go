@@ -148,7 +148,7 @@ and through its CDN, and says which way is faster, in which phase.`,
 	})
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
-	root.AddCommand(newCheckCommand(a), newRunCommand(a), newDemoCommand(a), newCompareCommand(a), newVersionCommand(a), newHealthchecksCommand(a))
+	root.AddCommand(newCheckCommand(a), newRunCommand(a), newDemoCommand(a), newCompareCommand(a), newVersionCommand(a), newHealthchecksCommand(a), newAuditCommand(a), newDashboardsCommand(a))
 	return root
 }
 
