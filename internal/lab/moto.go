@@ -28,15 +28,18 @@ func StartMoto(tb testing.TB) *Moto {
 	} {
 		tb.Setenv(k, v)
 	}
-	m := &Moto{tb: tb, addr: FreeLoopbackAddr(tb), dir: tb.TempDir()}
-	m.Start()
+	m := &Moto{tb: tb, dir: tb.TempDir()}
+	m.proc, m.addr = StartProcOnFreePort(tb, m.dir, "moto_server", func(addr string) (string, []string) {
+		host, port, _ := net.SplitHostPort(addr)
+		return "http://" + addr + "/moto-api/", []string{"-H", host, "-p", port}
+	})
 	return m
 }
 
 // URL is the endpoint to give AWS clients ("http://127.0.0.1:PORT").
 func (m *Moto) URL() string { return "http://" + m.addr }
 
-// Start (re)starts the emulator on its port and waits until it answers.
+// Start restarts a stopped emulator on its port and waits until it answers.
 func (m *Moto) Start() {
 	m.tb.Helper()
 	if m.proc != nil {

@@ -66,22 +66,22 @@ func StartPrometheus(tb testing.TB, o PrometheusOptions) string {
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	addr := FreeLoopbackAddr(tb)
-	args := []string{
-		"--config.file=" + cfgPath,
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr,
-		"--log.level=warn",
-	}
-	if o.RemoteWriteReceiver {
-		args = append(args, "--web.enable-remote-write-receiver")
-	}
-	if o.NativeHistograms {
-		args = append(args, "--enable-feature=native-histograms")
-	}
-	base := "http://" + addr
-	StartProc(tb, dir, base+"/-/ready", "prometheus", args...)
-	return base
+	_, addr := StartProcOnFreePort(tb, dir, "prometheus", func(addr string) (string, []string) {
+		args := []string{
+			"--config.file=" + cfgPath,
+			"--storage.tsdb.path=" + filepath.Join(dir, "data-"+strings.ReplaceAll(addr, ":", "-")),
+			"--web.listen-address=" + addr,
+			"--log.level=warn",
+		}
+		if o.RemoteWriteReceiver {
+			args = append(args, "--web.enable-remote-write-receiver")
+		}
+		if o.NativeHistograms {
+			args = append(args, "--enable-feature=native-histograms")
+		}
+		return "http://" + addr + "/-/ready", args
+	})
+	return "http://" + addr
 }
 
 // StartPushgateway runs Debian's Pushgateway (no persistence) on a free
@@ -90,11 +90,10 @@ func StartPrometheus(tb testing.TB, o PrometheusOptions) string {
 func StartPushgateway(tb testing.TB) string {
 	tb.Helper()
 	dir := tb.TempDir()
-	addr := FreeLoopbackAddr(tb)
-	base := "http://" + addr
-	StartProc(tb, dir, base+"/-/ready", "prometheus-pushgateway",
-		"--web.listen-address="+addr, "--persistence.file=", "--log.level=warn")
-	return base
+	_, addr := StartProcOnFreePort(tb, dir, "prometheus-pushgateway", func(addr string) (string, []string) {
+		return "http://" + addr + "/-/ready", []string{"--web.listen-address=" + addr, "--persistence.file=", "--log.level=warn"}
+	})
+	return "http://" + addr
 }
 
 // promDuration writes d as Prometheus durations are written ("1s", "500ms").
@@ -120,14 +119,44 @@ type Proc struct {
 // not installed. Cleanup stops it and, if the test failed, logs its output.
 func StartProc(tb testing.TB, dir, readyURL, bin string, args ...string) *Proc {
 	tb.Helper()
+	p, err := startProc(tb, dir, readyURL, bin, args...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// StartProcOnFreePort is StartProc for a server told its address on the
+// command line: args(addr) gives the ready URL and the arguments. A port
+// found free can be taken by another test process before the server binds
+// it, so a server that exits at start is tried again on another port.
+func StartProcOnFreePort(tb testing.TB, dir, bin string, args func(addr string) (readyURL string, argv []string)) (*Proc, string) {
+	tb.Helper()
+	var err error
+	for range 3 {
+		addr := FreeLoopbackAddr(tb)
+		ready, argv := args(addr)
+		var p *Proc
+		if p, err = startProc(tb, dir, ready, bin, argv...); err == nil {
+			return p, addr
+		}
+	}
+	tb.Fatal(err)
+	return nil, ""
+}
+
+// startProc starts bin and waits until readyURL answers 200; on failure the
+// process is stopped and the error says what it wrote.
+func startProc(tb testing.TB, dir, readyURL, bin string, args ...string) (*Proc, error) {
+	tb.Helper()
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		tb.Fatalf("%s not installed: run scripts/deps.sh (as root) first: %v", bin, err)
+		return nil, fmt.Errorf("%s not installed: run scripts/deps.sh (as root) first: %w", bin, err)
 	}
 	logPath := filepath.Join(dir, filepath.Base(bin)+"-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(path, args...)
@@ -136,7 +165,7 @@ func StartProc(tb testing.TB, dir, readyURL, bin string, args ...string) *Proc {
 	// Dies with the test binary, should that crash before Cleanup.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", bin, err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	p := &Proc{bin: bin, pid: cmd.Process.Pid, exited: make(chan struct{}), logPath: logPath}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
@@ -152,10 +181,11 @@ func StartProc(tb testing.TB, dir, readyURL, bin string, args ...string) *Proc {
 	ctx, cancel := context.WithTimeout(context.Background(), procReady)
 	defer cancel()
 	if err := waitReady(ctx, readyURL, p.exited); err != nil {
+		p.Stop()
 		b, _ := os.ReadFile(logPath)
-		tb.Fatalf("%s (pid %d) not ready at %s: %v\n%s", bin, p.pid, readyURL, err, b)
+		return nil, fmt.Errorf("%s (pid %d) not ready at %s: %w\n%s", bin, p.pid, readyURL, err, b)
 	}
-	return p
+	return p, nil
 }
 
 // Stop ends the process (SIGTERM, then SIGKILL) and waits for it; calling
