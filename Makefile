@@ -27,7 +27,11 @@ lint:
 
 ## bench: the measurement core's per-probe cost (allocations, CPU).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./httptrace
+	$(GO) test -run '^$$' -bench ProbeCost -benchtime 2s ./bench
+
+## bench-agent: 1,000 and 5,000 targets against the blackbox exporter driven by Prometheus (~10 min).
+bench-agent: deps
+	$(GO) test -run '^$$' -bench Agent -benchtime 1x -timeout 30m -v ./bench
 
 ## bench-accuracy: phases against injected delays and curl -w (needs root for the resolver namespace).
 bench-accuracy: deps
