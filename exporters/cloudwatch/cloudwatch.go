@@ -1,6 +1,7 @@
 package cloudwatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,25 +80,16 @@ type Options struct {
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
+// setDefaults fills the options left zero.
 func setDefaults(o *Options) {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defD := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&o.MaxDatums, DefaultMaxDatums)
-	def(&o.MaxBytes, DefaultMaxBytes)
-	def(&o.Concurrency, DefaultConcurrency)
-	def(&o.MaxAttempts, DefaultMaxAttempts)
-	defD(&o.MaxAge, DefaultMaxAge)
-	defD(&o.RequestTimeout, DefaultRequestTimeout)
-	defD(&o.MinBackoff, DefaultMinBackoff)
-	defD(&o.MaxBackoff, DefaultMaxBackoff)
+	o.MaxDatums = cmp.Or(o.MaxDatums, DefaultMaxDatums)
+	o.MaxBytes = cmp.Or(o.MaxBytes, DefaultMaxBytes)
+	o.Concurrency = cmp.Or(o.Concurrency, DefaultConcurrency)
+	o.MaxAttempts = cmp.Or(o.MaxAttempts, DefaultMaxAttempts)
+	o.MaxAge = cmp.Or(o.MaxAge, DefaultMaxAge)
+	o.RequestTimeout = cmp.Or(o.RequestTimeout, DefaultRequestTimeout)
+	o.MinBackoff = cmp.Or(o.MinBackoff, DefaultMinBackoff)
+	o.MaxBackoff = cmp.Or(o.MaxBackoff, DefaultMaxBackoff)
 	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
 	o.MaxAge = min(o.MaxAge, MaxAgeLimit)
 }

@@ -16,6 +16,7 @@
 package remotewrite
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -195,24 +196,15 @@ func checkHeaders(cfg probe.RemoteWriteConfig, u *url.URL) error {
 	return nil
 }
 
+// setDefaults fills the options left zero.
 func setDefaults(o *Options) {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defD := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&o.MaxBatches, DefaultMaxBatches)
-	def(&o.MaxBytes, DefaultMaxBytes)
-	def(&o.MaxSeriesPerRequest, DefaultMaxSeriesPerRequest)
-	defD(&o.MaxAge, DefaultMaxAge)
-	defD(&o.RequestTimeout, DefaultRequestTimeout)
-	defD(&o.MinBackoff, DefaultMinBackoff)
-	defD(&o.MaxBackoff, DefaultMaxBackoff)
+	o.MaxBatches = cmp.Or(o.MaxBatches, DefaultMaxBatches)
+	o.MaxBytes = cmp.Or(o.MaxBytes, DefaultMaxBytes)
+	o.MaxSeriesPerRequest = cmp.Or(o.MaxSeriesPerRequest, DefaultMaxSeriesPerRequest)
+	o.MaxAge = cmp.Or(o.MaxAge, DefaultMaxAge)
+	o.RequestTimeout = cmp.Or(o.RequestTimeout, DefaultRequestTimeout)
+	o.MinBackoff = cmp.Or(o.MinBackoff, DefaultMinBackoff)
+	o.MaxBackoff = cmp.Or(o.MaxBackoff, DefaultMaxBackoff)
 	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
 }
 
