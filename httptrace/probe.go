@@ -188,6 +188,7 @@ type marks struct {
 	dnsStart, dnsDone       time.Time
 	connStart, connDone     time.Time
 	tlsStart, tlsDone       time.Time
+	lastField, wroteHeaders time.Time // the last header field encoded; the headers written
 	wrote, firstByte, end   time.Time
 	start, stop             time.Time // the hop's RoundTrip start and its end (or failure)
 	dnsErr, connErr, tlsErr error
@@ -269,6 +270,12 @@ func (h *hop) do(ctx context.Context, method string, u *url.URL, body []byte, co
 			h.stamp(&h.m.tlsDone)
 			h.update(func(m *marks) { m.tlsErr = err })
 		},
+		// HTTP/2 stamps "written" in the stream's writer goroutine after the
+		// flush, which can run after the read loop saw a fast answer; the
+		// header fields are encoded before any byte leaves, so the last one
+		// bounds the write from below (see finish).
+		WroteHeaderField:     func(string, []string) { h.stamp(&h.m.lastField) },
+		WroteHeaders:         func() { h.stamp(&h.m.wroteHeaders) },
 		WroteRequest:         func(httptrace.WroteRequestInfo) { h.stamp(&h.m.wrote) },
 		GotFirstResponseByte: func() { h.stamp(&h.m.firstByte) },
 	}
@@ -376,10 +383,24 @@ func (h *hop) finish(hopStart, end time.Time) {
 	t.DNS = span(m.dnsStart, m.dnsDone)
 	t.Connect = span(m.connStart, m.connDone)
 	t.TLS = span(m.tlsStart, m.tlsDone)
-	t.TTFB = span(m.wrote, m.firstByte)
+	t.TTFB = span(m.requestWritten(), m.firstByte)
 	t.Transfer = span(m.firstByte, m.end)
 	t.FirstByte = span(hopStart, m.firstByte)
 	t.Total = span(hopStart, end)
+}
+
+// requestWritten is when the request was fully written: the WroteRequest
+// stamp, unless a goroutine took it after the answer arrived (HTTP/2 with
+// a fast server). Then the latest stamp that cannot be late stands in: the
+// headers' (a request without a body is written with them), else the last
+// header field's, taken before any byte left.
+func (m *marks) requestWritten() time.Time {
+	for _, t := range []time.Time{m.wrote, m.wroteHeaders, m.lastField} {
+		if !t.IsZero() && (m.firstByte.IsZero() || !t.After(m.firstByte)) {
+			return t
+		}
+	}
+	return m.wrote
 }
 
 // since gives the hop's timings with total and first_byte counted from the
