@@ -99,14 +99,8 @@ func perJob(roles ...string) func([]lab.PromSample) string {
 // passes (nil: any value).
 func some(want map[string]string, pass func(float64) bool) func([]lab.PromSample) string {
 	return func(res []lab.PromSample) string {
-	next:
 		for _, s := range res {
-			for k, v := range want {
-				if s.Metric[k] != v {
-					continue next
-				}
-			}
-			if pass == nil || pass(s.Value) {
+			if s.HasLabels(want) && (pass == nil || pass(s.Value)) {
 				return ""
 			}
 		}

@@ -122,15 +122,10 @@ func labelsOf(m *dto.Metric) map[string]string {
 // find returns the metrics of family name whose labels include want.
 func find(fams map[string]*dto.MetricFamily, name string, want map[string]string) []*dto.Metric {
 	var out []*dto.Metric
-next:
 	for _, m := range fams[name].GetMetric() {
-		got := labelsOf(m)
-		for k, v := range want {
-			if got[k] != v {
-				continue next
-			}
+		if lab.MetricHasLabels(m, want) {
+			out = append(out, m)
 		}
-		out = append(out, m)
 	}
 	return out
 }

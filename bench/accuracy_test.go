@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,38 +247,20 @@ func (e *accuracyEnv) edgeprobe(ctx context.Context, url string, _ bool) (map[st
 // inResolverNS runs a command with resolv.conf pointing at the test DNS
 // server, in a private mount namespace: nothing outside it changes.
 func (e *accuracyEnv) inResolverNS(ctx context.Context, name string, args ...string) *exec.Cmd {
-	script := `mount --bind "$0" /etc/resolv.conf && exec "$@"`
-	all := append([]string{"--mount", "--", "sh", "-c", script, e.resolvConf, name}, args...)
-	return exec.CommandContext(ctx, "unshare", all...)
+	argv := lab.WithResolvConf(e.resolvConf, append([]string{name}, args...)...)
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
 }
 
-// curl reports curl's cumulative marks turned into the contract's phases:
-// dns = namelookup, connect = connect − namelookup, tls = appconnect −
-// connect, ttfb = starttransfer − pretransfer, transfer = total −
-// starttransfer.
+// curl reports curl's cumulative marks turned into the contract's phases
+// (lab.CurlPhases): dns = namelookup, connect = connect − namelookup, tls =
+// appconnect − connect, ttfb = starttransfer − pretransfer, transfer =
+// total − starttransfer.
 func (e *accuracyEnv) curl(ctx context.Context, url string, _ bool) (map[string]time.Duration, error) {
-	format := "%{time_namelookup} %{time_connect} %{time_appconnect} %{time_pretransfer} %{time_starttransfer} %{time_total}"
-	out, err := e.inResolverNS(ctx, "curl", "-4", "-s", "-o", "/dev/null", "--http1.1", "--cacert", e.caFile, "-w", format, url).Output()
+	out, err := e.inResolverNS(ctx, "curl", "-4", "-s", "-o", "/dev/null", "--http1.1", "--cacert", e.caFile, "-w", lab.CurlFormat, url).Output()
 	if err != nil {
 		return nil, fmt.Errorf("curl: %w", err)
 	}
-	f := strings.Fields(string(out))
-	if len(f) != 6 {
-		return nil, fmt.Errorf("curl printed %q", out)
-	}
-	v := make([]time.Duration, 6)
-	for i, s := range f {
-		sec, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return nil, fmt.Errorf("curl printed %q: %w", out, err)
-		}
-		v[i] = time.Duration(sec * float64(time.Second))
-	}
-	return map[string]time.Duration{
-		httptrace.PhaseDNS: v[0], httptrace.PhaseConnect: v[1] - v[0], httptrace.PhaseTLS: v[2] - v[1],
-		httptrace.PhaseTTFB: v[4] - v[3], httptrace.PhaseTransfer: v[5] - v[4], httptrace.PhaseTotal: v[5],
-		httptrace.PhaseFirstByte: v[4],
-	}, nil
+	return lab.CurlPhases(out)
 }
 
 // startBlackbox runs prometheus-blackbox-exporter (Debian) in the resolver
@@ -291,17 +272,8 @@ func (e *accuracyEnv) startBlackbox(b *testing.B) func(context.Context, string, 
 		b.Fatalf("prometheus-blackbox-exporter not found: run scripts/deps.sh")
 	}
 	cfg := filepath.Join(e.dir, "blackbox.yml")
-	module := fmt.Sprintf(`modules:
-  https:
-    prober: http
-    timeout: 5s
-    http:
-      preferred_ip_protocol: ip4
-      ip_protocol_fallback: false
-      enable_http2: false
-      tls_config: {ca_file: %q}
-`, e.caFile)
-	if err := os.WriteFile(cfg, []byte(module), 0o644); err != nil {
+	module := lab.BlackboxConfig(lab.BlackboxModule{Name: "https", Timeout: 5 * time.Second, CAFile: e.caFile, DisableHTTP2: true})
+	if err := os.WriteFile(cfg, module, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	addr := lab.FreeLoopbackAddr(b)
@@ -316,28 +288,10 @@ func (e *accuracyEnv) startBlackbox(b *testing.B) func(context.Context, string, 
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	return func(ctx context.Context, target string, _ bool) (map[string]time.Duration, error) {
-		u := "http://" + addr + "/probe?module=https&target=" + url.QueryEscape(target)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		resp, err := client.Do(req)
+		m, err := lab.BlackboxProbe(ctx, client, "http://"+addr, "https", target)
 		if err != nil {
 			return nil, err
 		}
-		defer resp.Body.Close()
-		m, err := lab.ParseGauges(resp.Body)
-		if err != nil {
-			return nil, err
-		}
-		if m[`probe_success`] != 1 {
-			return nil, fmt.Errorf("blackbox probe failed: %v", m)
-		}
-		d := func(k string) time.Duration { return time.Duration(m[k] * float64(time.Second)) }
-		return map[string]time.Duration{
-			httptrace.PhaseDNS:      d(`probe_dns_lookup_time_seconds`),
-			httptrace.PhaseConnect:  d(`probe_http_duration_seconds{phase="connect"}`),
-			httptrace.PhaseTLS:      d(`probe_http_duration_seconds{phase="tls"}`),
-			httptrace.PhaseTTFB:     d(`probe_http_duration_seconds{phase="processing"}`),
-			httptrace.PhaseTransfer: d(`probe_http_duration_seconds{phase="transfer"}`),
-			httptrace.PhaseTotal:    d(`probe_duration_seconds`),
-		}, nil
+		return lab.BlackboxPhases(m), nil
 	}
 }

@@ -732,22 +732,13 @@ func (e *agentEnv) runBlackbox(b *testing.B, sc scenario) (bb, prom *toolRun) {
 		b.Fatal(err)
 	}
 	bbCfg := filepath.Join(dir, "blackbox.yml")
-	module := fmt.Sprintf(`modules:
-  https:
-    prober: http
-    timeout: %s
-    http:
-      preferred_ip_protocol: ip4
-      ip_protocol_fallback: false
-      tls_config: {ca_file: %q}
-`, sc.timeout(), e.caFile)
-	if err := os.WriteFile(bbCfg, []byte(module), 0o644); err != nil {
+	module := lab.BlackboxConfig(lab.BlackboxModule{Name: "https", Timeout: sc.timeout(), CAFile: e.caFile})
+	if err := os.WriteFile(bbCfg, module, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	bbAddr := lab.FreeLoopbackAddr(b)
-	script := `mount --bind "$0" /etc/resolv.conf && exec "$@"`
-	cmd := exec.Command("unshare", "--mount", "--", "sh", "-c", script, e.resolvConf,
-		"prometheus-blackbox-exporter", "--config.file="+bbCfg, "--web.listen-address="+bbAddr, "--log.level=warn")
+	argv := lab.WithResolvConf(e.resolvConf, "prometheus-blackbox-exporter", "--config.file="+bbCfg, "--web.listen-address="+bbAddr, "--log.level=warn")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "GODEBUG=gctrace=1")
 	bp := e.start(b, "blackbox", cmd, dir)
 	if err := lab.WaitHTTP(context.Background(), "http://"+bbAddr+"/-/healthy", 30*time.Second); err != nil {

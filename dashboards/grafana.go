@@ -285,15 +285,33 @@ func tooltipOpts() *common.VizTooltipOptionsBuilder {
 	return common.NewVizTooltipOptionsBuilder().Mode(common.TooltipDisplayModeMulti).Sort(common.SortOrderDescending)
 }
 
-// timeseries is a graph over time.
-func (bd *board) timeseries(title, description, unit string, w, h uint32, targets []cog.Builder[variants.Dataquery]) *timeseries.PanelBuilder {
-	return timeseries.NewPanelBuilder().
+// panelBuilder is what every panel builder of the SDK has: the calls
+// panel makes.
+type panelBuilder[B any] interface {
+	Title(string) B
+	Description(string) B
+	Datasource(common.DataSourceRef) B
+	Unit(string) B
+	Span(uint32) B
+	Height(uint32) B
+	Targets([]cog.Builder[variants.Dataquery]) B
+}
+
+// panel sets what every panel has: title, description, the dashboard's
+// data source, unit, size and queries.
+func panel[B panelBuilder[B]](bd *board, b B, title, description, unit string, w, h uint32, targets []cog.Builder[variants.Dataquery]) B {
+	return b.
 		Title(title).
 		Description(description).
 		Datasource(bd.ds.ref()).
 		Unit(unit).
 		Span(w).Height(h).
-		Targets(targets).
+		Targets(targets)
+}
+
+// timeseries is a graph over time.
+func (bd *board) timeseries(title, description, unit string, w, h uint32, targets []cog.Builder[variants.Dataquery]) *timeseries.PanelBuilder {
+	return panel(bd, timeseries.NewPanelBuilder(), title, description, unit, w, h, targets).
 		Legend(legendOpts()).
 		Tooltip(tooltipOpts()).
 		LineWidth(1).
@@ -312,13 +330,7 @@ func (bd *board) bars(title, description, unit string, w, h uint32, targets []co
 
 // stat is one big number per series.
 func (bd *board) stat(title, description, unit string, w, h uint32, targets []cog.Builder[variants.Dataquery]) *stat.PanelBuilder {
-	return stat.NewPanelBuilder().
-		Title(title).
-		Description(description).
-		Datasource(bd.ds.ref()).
-		Unit(unit).
-		Span(w).Height(h).
-		Targets(targets).
+	return panel(bd, stat.NewPanelBuilder(), title, description, unit, w, h, targets).
 		GraphMode(common.BigValueGraphModeNone).
 		ColorMode(common.BigValueColorModeValue).
 		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"}).Values(false))
@@ -326,13 +338,7 @@ func (bd *board) stat(title, description, unit string, w, h uint32, targets []co
 
 // barGauge is one bar per series (a ranking).
 func (bd *board) barGauge(title, description, unit string, w, h uint32, targets []cog.Builder[variants.Dataquery]) *bargauge.PanelBuilder {
-	return bargauge.NewPanelBuilder().
-		Title(title).
-		Description(description).
-		Datasource(bd.ds.ref()).
-		Unit(unit).
-		Span(w).Height(h).
-		Targets(targets).
+	return panel(bd, bargauge.NewPanelBuilder(), title, description, unit, w, h, targets).
 		DisplayMode(common.BarGaugeDisplayModeGradient).
 		Orientation(common.VizOrientationHorizontal).
 		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"}).Values(false))
@@ -340,25 +346,14 @@ func (bd *board) barGauge(title, description, unit string, w, h uint32, targets 
 
 // table is a table of instant values.
 func (bd *board) table(title, description, unit string, w, h uint32, targets []cog.Builder[variants.Dataquery]) *table.PanelBuilder {
-	return table.NewPanelBuilder().
-		Title(title).
-		Description(description).
-		Datasource(bd.ds.ref()).
-		Unit(unit).
-		Span(w).Height(h).
-		Targets(targets)
+	return panel(bd, table.NewPanelBuilder(), title, description, unit, w, h, targets)
 }
 
 // heatmap shows a histogram's buckets over time (classic buckets with le,
 // or a native histogram), not recalculated by Grafana.
 func (bd *board) heatmap(title, description, yUnit string, w, h uint32, targets []cog.Builder[variants.Dataquery]) *heatmap.PanelBuilder {
-	return heatmap.NewPanelBuilder().
-		Title(title).
-		Description(description).
-		Datasource(bd.ds.ref()).
-		Unit("short"). // cells: probes per second in the bucket
-		Span(w).Height(h).
-		Targets(targets).
+	// The cells' unit: probes per second in the bucket.
+	return panel(bd, heatmap.NewPanelBuilder(), title, description, "short", w, h, targets).
 		Calculate(false).
 		YAxis(heatmap.NewYAxisConfigBuilder().Unit(yUnit)).
 		RowsFrame(heatmap.NewRowsHeatmapOptionsBuilder().Layout(common.HeatmapCellLayoutLe)).

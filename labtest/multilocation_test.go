@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -633,18 +632,16 @@ func warmEdge(t *testing.T, from *lab.Host, ca *lab.CA) {
 // inResolverNS returns the argv that runs a command inside l's namespace
 // with l's resolv.conf (a private mount namespace: nothing outside changes).
 func inResolverNS(l *location, name string, args ...string) []string {
-	script := `mount --bind "$0" /etc/resolv.conf && exec "$@"`
-	argv := append(l.host.NS.Args(), "unshare", "--mount", "--", "sh", "-c", script, l.resolvConf, name)
-	return append(argv, args...)
+	return append(l.host.NS.Args(), lab.WithResolvConf(l.resolvConf, append([]string{name}, args...)...)...)
 }
 
 // curl measures one request the way the agent's role does, in l's namespace.
-// Its cumulative marks become the contract's phases as in bench: dns =
-// namelookup, connect = connect − namelookup, tls = appconnect − connect,
-// ttfb = starttransfer − pretransfer, transfer = total − starttransfer.
+// Its cumulative marks become the contract's phases as in bench
+// (lab.CurlPhases): dns = namelookup, connect = connect − namelookup, tls =
+// appconnect − connect, ttfb = starttransfer − pretransfer, transfer =
+// total − starttransfer.
 func curl(ctx context.Context, l *location, caFile, role string) (map[string]time.Duration, error) {
-	format := "%{time_namelookup} %{time_connect} %{time_appconnect} %{time_pretransfer} %{time_starttransfer} %{time_total}"
-	args := []string{"-4", "-s", "-S", "-o", "/dev/null", "--http1.1", "--cacert", caFile, "--max-time", "5", "-w", format}
+	args := []string{"-4", "-s", "-S", "-o", "/dev/null", "--http1.1", "--cacert", caFile, "--max-time", "5", "-w", lab.CurlFormat}
 	if role == "origin" {
 		args = append(args, "--connect-to", siteHost+":443:"+originTo)
 	}
@@ -653,22 +650,7 @@ func curl(ctx context.Context, l *location, caFile, role string) (map[string]tim
 	if err != nil {
 		return nil, fmt.Errorf("curl: %w", err)
 	}
-	f := strings.Fields(string(out))
-	if len(f) != 6 {
-		return nil, fmt.Errorf("curl printed %q", out)
-	}
-	v := make([]time.Duration, 6)
-	for i, s := range f {
-		sec, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return nil, fmt.Errorf("curl printed %q: %w", out, err)
-		}
-		v[i] = time.Duration(sec * float64(time.Second))
-	}
-	return map[string]time.Duration{
-		"dns": v[0], "connect": v[1] - v[0], "tls": v[2] - v[1], "ttfb": v[4] - v[3],
-		"transfer": v[5] - v[4], "total": v[5], "first_byte": v[4],
-	}, nil
+	return lab.CurlPhases(out)
 }
 
 // startBlackbox runs prometheus-blackbox-exporter in l's namespace (with its
@@ -678,26 +660,11 @@ func curl(ctx context.Context, l *location, caFile, role string) (map[string]tim
 func startBlackbox(t *testing.T, dir string, l *location, caFile string) func(context.Context, string) (map[string]time.Duration, error) {
 	t.Helper()
 	cfg := filepath.Join(dir, "blackbox-"+l.name+".yml")
-	modules := fmt.Sprintf(`modules:
-  cdn:
-    prober: http
-    timeout: 5s
-    http:
-      preferred_ip_protocol: ip4
-      ip_protocol_fallback: false
-      enable_http2: false
-      tls_config: {ca_file: %[1]q}
-  origin:
-    prober: http
-    timeout: 5s
-    http:
-      preferred_ip_protocol: ip4
-      ip_protocol_fallback: false
-      enable_http2: false
-      headers: {Host: %[2]q}
-      tls_config: {ca_file: %[1]q, server_name: %[2]q}
-`, caFile, siteHost)
-	if err := os.WriteFile(cfg, []byte(modules), 0o644); err != nil {
+	modules := lab.BlackboxConfig(
+		lab.BlackboxModule{Name: "cdn", Timeout: 5 * time.Second, CAFile: caFile, DisableHTTP2: true},
+		lab.BlackboxModule{Name: "origin", Timeout: 5 * time.Second, CAFile: caFile, DisableHTTP2: true, ServerName: siteHost},
+	)
+	if err := os.WriteFile(cfg, modules, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	l.bbRelay = lab.NewRelay(t, l.host.NS, bbListen)
@@ -709,32 +676,12 @@ func startBlackbox(t *testing.T, dir string, l *location, caFile string) func(co
 		if role == "origin" {
 			target = "https://" + originTo + "/" + pageArgs
 		}
-		u := "http://" + l.bbRelay.Addr() + "/probe?module=" + role + "&target=" + url.QueryEscape(target)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		m, err := lab.BlackboxProbe(ctx, client, "http://"+l.bbRelay.Addr(), role, target)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		m, err := lab.ParseGauges(resp.Body)
-		if err != nil {
-			return nil, err
-		}
-		if m[`probe_success`] != 1 {
-			return nil, fmt.Errorf("blackbox probe of %s failed: %v", target, m)
-		}
-		d := func(k string) time.Duration { return time.Duration(m[k] * float64(time.Second)) }
-		out := map[string]time.Duration{
-			"dns":      d(`probe_dns_lookup_time_seconds`),
-			"connect":  d(`probe_http_duration_seconds{phase="connect"}`),
-			"tls":      d(`probe_http_duration_seconds{phase="tls"}`),
-			"ttfb":     d(`probe_http_duration_seconds{phase="processing"}`),
-			"transfer": d(`probe_http_duration_seconds{phase="transfer"}`),
-			"total":    d(`probe_duration_seconds`),
-		}
+		// The exporter reports no first_byte: the sum of the phases before it.
+		out := lab.BlackboxPhases(m)
 		out["first_byte"] = out["dns"] + out["connect"] + out["tls"] + out["ttfb"]
 		return out, nil
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -21,11 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
 	"github.com/edgeprobe/edgeprobe/httptrace"
+	"github.com/edgeprobe/edgeprobe/internal/lab"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -41,17 +40,6 @@ func dummyAWS(t testing.TB) {
 	} {
 		t.Setenv(k, v)
 	}
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
 }
 
 func msec(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
@@ -90,7 +78,7 @@ func newTestEnv() *testEnv {
 // transport, quick backoff.
 func (e *testEnv) options(t testing.TB) Options {
 	return Options{
-		Metrics: e.self, Registerer: e.reg, Logger: testLogger(t),
+		Metrics: e.self, Registerer: e.reg, Logger: lab.TestLogger(t, nil),
 		FlushInterval: 200 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		RequestTimeout: 5 * time.Second, MaxAttempts: 2,
 		WrapTransport: e.rec.wrap,
@@ -99,36 +87,11 @@ func (e *testEnv) options(t testing.TB) Options {
 
 // value reads one series of the registry: name and label pairs.
 func (e *testEnv) value(name string, labels ...string) float64 {
-	mfs, _ := e.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if have[labels[i]] != labels[i+1] {
-					continue next
-				}
-			}
-			return metricValue(m)
-		}
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
 	}
-	return -1
-}
-
-func metricValue(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	}
-	return -1
+	return lab.GatheredValue(e.reg, name, want)
 }
 
 func (e *testEnv) dropped() float64 {

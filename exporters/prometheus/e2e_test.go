@@ -2,23 +2,15 @@ package promexp
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math"
-	"net"
-	"net/http"
-	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgeprobe/edgeprobe/internal/lab"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -31,8 +23,7 @@ func TestPrometheusScrapesEveryMetric(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
+	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Skip("prometheus not installed (scripts/deps.sh installs it)")
 	}
 
@@ -68,33 +59,12 @@ func TestPrometheusScrapesEveryMetric(t *testing.T) {
 	// feature flag, scraping protobuf) or as classic series (without it,
 	// scraping OpenMetrics text), never both (scrape_classic_histograms came
 	// in 2.45). So two servers scrape the exporter: one for each way users
-	// run it.
-	type result struct {
-		api promAPI
-		err string
-	}
-	started := make(chan result, 2)
-	for _, native := range []bool{true, false} {
-		go func() {
-			api, err := startPrometheus(t, bin, exporterAddr, native)
-			started <- result{api, err}
-		}()
-	}
-	var native, classic promAPI
-	var failed []string
-	for range 2 { // both, before failing: each registers its own cleanup
-		r := <-started
-		switch {
-		case r.err != "":
-			failed = append(failed, r.err)
-		case r.api.native:
-			native = r.api
-		default:
-			classic = r.api
-		}
-	}
-	if failed != nil {
-		t.Fatal(strings.Join(failed, "\n"))
+	// run it. Both start before either is waited for to scrape, and both
+	// must have scraped within pollLimit of the first start.
+	scraped := time.Now().Add(pollLimit)
+	native, classic := startPrometheus(t, exporterAddr, true), startPrometheus(t, exporterAddr, false)
+	for _, api := range []promAPI{native, classic} {
+		api.waitScraped(t, scraped)
 	}
 
 	shopCDN := map[string]string{"target": "shop", "role": "cdn", "location": testLocation}
@@ -156,7 +126,7 @@ func TestPrometheusScrapesEveryMetric(t *testing.T) {
 		checks []check
 	}{{native, nativeChecks}, {classic, classicChecks}} {
 		for _, c := range run.checks {
-			var res []promSample
+			var res []lab.PromSample
 			for {
 				res = run.api.query(t, c.query)
 				if hasLabels(res, c.want) || time.Now().After(deadline) {
@@ -183,36 +153,19 @@ func TestPrometheusScrapesEveryMetric(t *testing.T) {
 			t.Errorf("%s: %s: %d results, want 1: %v", q.api, q.query, len(res), res)
 			continue
 		}
-		if v := res[0].value; !(v >= 0.025 && v <= 0.05) {
+		if v := res[0].Value; !(v >= 0.025 && v <= 0.05) {
 			t.Errorf("%s: %s = %g, want a ttfb median in [0.025, 0.05]", q.api, q.query, v)
 		}
 	}
 }
 
-func hasLabels(res []promSample, want map[string]string) bool {
-next:
-	for _, s := range res {
-		for k, v := range want {
-			if s.metric[k] != v {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
+func hasLabels(res []lab.PromSample, want map[string]string) bool {
+	return slices.ContainsFunc(res, func(s lab.PromSample) bool { return s.HasLabels(want) })
 }
-
-type promSample struct {
-	metric map[string]string
-	value  float64
-}
-
-func (s promSample) String() string { return fmt.Sprintf("%v=%g", s.metric, s.value) }
 
 type promAPI struct {
 	base   string
 	native bool
-	client *http.Client
 }
 
 func (p promAPI) String() string {
@@ -223,143 +176,35 @@ func (p promAPI) String() string {
 }
 
 // query runs an instant query and returns its vector.
-func (p promAPI) query(t *testing.T, q string) []promSample {
+func (p promAPI) query(t *testing.T, q string) []lab.PromSample {
 	t.Helper()
-	res, err := p.tryQuery(q)
+	res, err := lab.PromQuery(context.Background(), p.base, q)
 	if err != nil {
 		t.Fatalf("%s: %v", p, err)
 	}
 	return res
 }
 
-func (p promAPI) tryQuery(q string) ([]promSample, error) {
-	resp, err := p.client.Get(p.base + "/api/v1/query?query=" + url.QueryEscape(q))
-	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", q, err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Value  []any             `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("query %s: decode: %w", q, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query %s: %s", q, body.Error)
-	}
-	var out []promSample
-	for _, r := range body.Data.Result {
-		s := promSample{metric: r.Metric, value: math.NaN()}
-		if len(r.Value) == 2 {
-			if str, ok := r.Value[1].(string); ok {
-				if v, err := strconv.ParseFloat(str, 64); err == nil {
-					s.value = v
-				}
-			}
-		}
-		out = append(out, s)
-	}
-	return out, nil
+// startPrometheus runs Prometheus (lab.StartPrometheus) scraping target
+// every second, with native histograms on or off; it stops (by PID) when
+// the test ends.
+func startPrometheus(t *testing.T, target string, native bool) promAPI {
+	t.Helper()
+	base := lab.StartPrometheus(t, lab.PrometheusOptions{ScrapeTargets: []string{target}, ScrapeInterval: time.Second, NativeHistograms: native})
+	return promAPI{base: base, native: native}
 }
 
-// startPrometheus runs Prometheus on a free loopback port, scraping target
-// every second, with native histograms on or off, and stops it (by PID)
-// when the test ends. It may run on a goroutine of its own, so it reports
-// failure instead of calling t.Fatal.
-func startPrometheus(t *testing.T, bin, target string, native bool) (promAPI, string) {
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: edgeprobe
-    static_configs:
-      - targets: [%q]
-`, target)
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return promAPI{}, err.Error()
-	}
-	listen, err := freePort()
-	if err != nil {
-		return promAPI{}, err.Error()
-	}
-	logPath := filepath.Join(dir, "prometheus.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return promAPI{}, err.Error()
-	}
-	args := []string{
-		"--config.file=" + cfgPath,
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + listen,
-		"--log.level=warn",
-	}
-	if native {
-		args = append(args, "--enable-feature=native-histograms")
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a killed test binary
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return promAPI{}, fmt.Sprintf("start prometheus: %v", err)
-	}
-	pid := cmd.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	api := promAPI{base: "http://" + listen, native: native, client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}}
-	t.Cleanup(func() {
-		api.client.CloseIdleConnections()
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			<-exited
-		}
-		logFile.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil && len(b) > 0 {
-				t.Logf("%s log:\n%s", api, b)
-			}
-		}
-	})
-
-	// Ready, then the exporter scraped once.
-	deadline := time.Now().Add(pollLimit)
+// waitScraped waits until Prometheus has scraped the exporter once, at
+// the latest by deadline.
+func (p promAPI) waitScraped(t *testing.T, deadline time.Time) {
+	t.Helper()
 	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			b, _ := os.ReadFile(logPath)
-			return promAPI{}, fmt.Sprintf("%s exited: %v\n%s", api, err, b)
-		default:
-		}
-		if res, err := api.tryQuery(`up{job="edgeprobe"} == 1`); err == nil && len(res) == 1 {
-			return api, ""
+		if res, err := lab.PromQuery(context.Background(), p.base, `up{job="edgeprobe"} == 1`); err == nil && len(res) == 1 {
+			return
 		}
 		if time.Now().After(deadline) {
-			return promAPI{}, fmt.Sprintf("%s did not scrape %s within %s", api, target, pollLimit)
+			t.Fatalf("%s did not scrape the exporter within %s of the start", p, pollLimit)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// freePort returns a loopback address no one listens on right now.
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

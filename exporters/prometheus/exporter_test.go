@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgeprobe/edgeprobe/httptrace"
+	"github.com/edgeprobe/edgeprobe/internal/lab"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -162,18 +163,10 @@ func find(t *testing.T, g prometheus.Gatherer, name string, want map[string]stri
 		if mf.GetName() != name {
 			continue
 		}
-	next:
 		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
+			if lab.MetricHasLabels(m, want) {
+				return m
 			}
-			for k, v := range want {
-				if have[k] != v {
-					continue next
-				}
-			}
-			return m
 		}
 	}
 	return nil

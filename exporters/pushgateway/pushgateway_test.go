@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,40 +48,7 @@ func newTestRegistry() *testRegistry {
 }
 
 func (r *testRegistry) sends(result string) float64 {
-	mfs, _ := r.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != "edgeprobe_exporter_sends_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labels(m)["exporter"] == Name && labels(m)["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return -1
-}
-
-func labels(m *dto.Metric) map[string]string {
-	out := map[string]string{}
-	for _, l := range m.GetLabel() {
-		out[l.GetName()] = l.GetValue()
-	}
-	return out
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
-
-func testLogger(t *testing.T, w io.Writer) *slog.Logger {
-	if w == nil {
-		w = testWriter{t}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return lab.GatheredValue(r.reg, "edgeprobe_exporter_sends_total", map[string]string{"exporter": Name, "result": result})
 }
 
 func startGateway(t *testing.T, port int) *lab.Proc {
@@ -115,14 +81,7 @@ func gatewayMetrics(t *testing.T, port int) map[string]*dto.MetricFamily {
 // find returns the metric of family name whose labels include want.
 func find(mfs map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
 	for _, m := range mfs[name].GetMetric() {
-		got := labels(m)
-		ok := true
-		for k, v := range want {
-			if got[k] != v {
-				ok = false
-			}
-		}
-		if ok {
+		if lab.MetricHasLabels(m, want) {
 			return m
 		}
 	}
@@ -142,7 +101,7 @@ func TestPushToGateway(t *testing.T) {
 	r.hist.WithLabelValues("shop", "cdn", "eu-west-1", "ttfb").Observe(0.5)
 
 	s, err := New(probe.PushgatewayConfig{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Interval: probe.Duration(100 * time.Millisecond)},
-		"eu-west-1", Options{Gatherer: r.reg, Metrics: r.self, Logger: testLogger(t, nil)})
+		"eu-west-1", Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +186,7 @@ func TestGatewayOutage(t *testing.T) {
 	r := newTestRegistry()
 	r.count.WithLabelValues("shop", "cdn", "us-east-1").Inc()
 	s, err := New(probe.PushgatewayConfig{URL: fmt.Sprintf("http://127.0.0.1:%d/", port), Job: "probes"},
-		"us-east-1", Options{Gatherer: r.reg, Metrics: r.self, Logger: testLogger(t, nil)})
+		"us-east-1", Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +240,7 @@ func TestCredentials(t *testing.T) {
 	r.count.WithLabelValues("a", "cdn", "lab").Inc()
 	var logs bytes.Buffer
 	u := strings.Replace(srv.URL, "http://", "http://alice:hunter2@", 1) + "/prefix"
-	s, err := New(probe.PushgatewayConfig{URL: u}, "lab", Options{Gatherer: r.reg, Metrics: r.self, Logger: testLogger(t, &logs)})
+	s, err := New(probe.PushgatewayConfig{URL: u}, "lab", Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, &logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

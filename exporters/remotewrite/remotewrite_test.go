@@ -58,59 +58,12 @@ func newTestRegistry() *testRegistry {
 }
 
 func (r *testRegistry) sends(result string) float64 {
-	mfs, _ := r.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != "edgeprobe_exporter_sends_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var exp, res string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "exporter":
-					exp = l.GetValue()
-				case "result":
-					res = l.GetValue()
-				}
-			}
-			if exp == Name && res == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return -1
+	return lab.GatheredValue(r.reg, "edgeprobe_exporter_sends_total", map[string]string{"exporter": Name, "result": result})
 }
 
+// selfValue is the exporter's value of a self-metric family.
 func (r *testRegistry) selfValue(name string) float64 {
-	mfs, _ := r.reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == Name {
-				if m.Gauge != nil {
-					return m.GetGauge().GetValue()
-				}
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return -1
-}
-
-func testLogger(t *testing.T, w io.Writer) *slog.Logger {
-	if w == nil {
-		w = testWriter{t}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
+	return lab.GatheredValue(r.reg, name, map[string]string{"exporter": Name})
 }
 
 // prometheusServer starts Debian's Prometheus with the remote write
@@ -202,7 +155,7 @@ func TestPrometheusReceivesSeries(t *testing.T) {
 
 	s, err := New(context.Background(), probe.RemoteWriteConfig{
 		URL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/write", port), Interval: probe.Duration(200 * time.Millisecond),
-	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: testLogger(t, nil), ExternalLabels: map[string]string{"job": "edgeprobe"}})
+	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil), ExternalLabels: map[string]string{"job": "edgeprobe"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +211,7 @@ func TestOutageBacklog(t *testing.T) {
 	r := newTestRegistry()
 	c := r.count.WithLabelValues("shop", "origin", "eu-west-1", "success")
 	s, err := New(context.Background(), probe.RemoteWriteConfig{URL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/write", port)},
-		Options{Gatherer: r.reg, Metrics: r.self, Logger: testLogger(t, nil), MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+		Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil), MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +276,7 @@ func TestQueueBounds(t *testing.T) {
 	r := newTestRegistry()
 	r.count.WithLabelValues("a", "cdn", "x", "success").Inc()
 	s, err := New(context.Background(), probe.RemoteWriteConfig{URL: "http://127.0.0.1:1/w"},
-		Options{Gatherer: r.reg, Metrics: r.self, Logger: testLogger(t, nil), MaxBatches: 3, MaxAge: time.Minute})
+		Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil), MaxBatches: 3, MaxAge: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +322,7 @@ func TestRejectedAndRetried(t *testing.T) {
 	r := newTestRegistry()
 	r.up.WithLabelValues("a", "cdn", "x").Set(1)
 	s, err := New(context.Background(), probe.RemoteWriteConfig{URL: srv.URL + "/api/v1/write"},
-		Options{Gatherer: r.reg, Metrics: r.self, Logger: testLogger(t, nil)})
+		Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +385,7 @@ func TestSigV4(t *testing.T) {
 		URL:     srv.URL + "/workspaces/ws-123/api/v1/remote_write",
 		Headers: map[string]string{"X-Scope-OrgID": "tenant-secret-value"},
 		SigV4:   &probe.SigV4Config{Region: "eu-west-1"},
-	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: testLogger(t, &logs)})
+	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, &logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +443,7 @@ func TestNoCredentialsInLogs(t *testing.T) {
 	var logs bytes.Buffer
 	s, err := New(context.Background(), probe.RemoteWriteConfig{
 		URL: fmt.Sprintf("http://alice:hunter2@127.0.0.1:%d/api/v1/write?api_key=sekrit", port),
-	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: testLogger(t, &logs)})
+	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, &logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -241,6 +241,17 @@ type PromSample struct {
 
 func (s PromSample) String() string { return fmt.Sprintf("%v=%g", s.Metric, s.Value) }
 
+// HasLabels says whether the sample's labels include want (each name with
+// its value).
+func (s PromSample) HasLabels(want map[string]string) bool {
+	for k, v := range want {
+		if s.Metric[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 // PromQuery runs an instant query against the Prometheus at base and
 // returns its vector. It keeps no connection open, so goleak stays quiet.
 func PromQuery(ctx context.Context, base, query string) ([]PromSample, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sort"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -139,4 +142,60 @@ func ParseGauges(r io.Reader) (map[string]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// GatheredValue is the value of the first series of family name in g whose
+// labels include want: a counter's or a gauge's (-1 for another type), and
+// -1 when no series matches.
+func GatheredValue(g prometheus.Gatherer, name string, want map[string]string) float64 {
+	mfs, _ := g.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if !MetricHasLabels(m, want) {
+				continue
+			}
+			switch {
+			case m.Counter != nil:
+				return m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
+// MetricHasLabels says whether m's labels include want (each name with
+// its value).
+func MetricHasLabels(m *dto.Metric, want map[string]string) bool {
+	have := map[string]string{}
+	for _, l := range m.GetLabel() {
+		have[l.GetName()] = l.GetValue()
+	}
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestLogger is a debug-level text logger writing to w or, when w is nil,
+// to the test's log, a line a record.
+func TestLogger(tb testing.TB, w io.Writer) *slog.Logger {
+	if w == nil {
+		w = testWriter{tb}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ tb testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.tb.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
