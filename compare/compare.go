@@ -414,10 +414,14 @@ func compareDists(phase, location string, a, b *Dist, opts Options) Row {
 		// Only bucket bounds are known: the true percentiles lie in their
 		// buckets, so the difference lies between the buckets' extremes.
 		r.CIP50, r.CIP90 = rangeDiff(r.A.p50Range, r.B.p50Range), rangeDiff(r.A.p90Range, r.B.p90Range)
+		// A bucket holds (lower, upper]: its lower bound is exclusive except
+		// the first bucket's 0. So an interval ending at 0 because the two
+		// medians lie in neighbouring buckets still excludes 0.
+		aLo, bLo := r.A.p50Range.Low, r.B.p50Range.Low
 		switch {
-		case r.CIP50.High < 0:
+		case r.CIP50.High < 0 || (r.CIP50.High == 0 && aLo > 0):
 			r.Verdict, r.Reason = Faster, "approximate (histogram buckets): b's median lies in a lower bucket than a's"
-		case r.CIP50.Low > 0:
+		case r.CIP50.Low > 0 || (r.CIP50.Low == 0 && bLo > 0):
 			r.Verdict, r.Reason = Slower, "approximate (histogram buckets): b's median lies in a higher bucket than a's"
 		default:
 			r.Verdict, r.Reason = NoChange, "approximate (histogram buckets): the medians' buckets overlap, so no difference can be told"
