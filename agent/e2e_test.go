@@ -16,7 +16,7 @@ import (
 	"github.com/edgeprobe/edgeprobe/demo"
 	"github.com/edgeprobe/edgeprobe/exporters/pushgateway"
 	"github.com/edgeprobe/edgeprobe/exporters/remotewrite"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 const (
@@ -69,13 +69,13 @@ func readGolden(t *testing.T) []goldenFamily {
 // promCheck is one query that must return a result; ok judges it.
 type promCheck struct {
 	query string
-	ok    func([]lab.PromSample) string // "" when fine, else what is wrong
+	ok    func([]testkit.PromSample) string // "" when fine, else what is wrong
 }
 
 // perJob checks that a query returns series only of the configured target
 // and location, for at least the given roles.
-func perJob(roles ...string) func([]lab.PromSample) string {
-	return func(res []lab.PromSample) string {
+func perJob(roles ...string) func([]testkit.PromSample) string {
+	return func(res []testkit.PromSample) string {
 		if len(res) == 0 {
 			return "no result"
 		}
@@ -97,8 +97,8 @@ func perJob(roles ...string) func([]lab.PromSample) string {
 
 // some checks that a query returns a result carrying want, whose value
 // passes (nil: any value).
-func some(want map[string]string, pass func(float64) bool) func([]lab.PromSample) string {
-	return func(res []lab.PromSample) string {
+func some(want map[string]string, pass func(float64) bool) func([]testkit.PromSample) string {
+	return func(res []testkit.PromSample) string {
 		for _, s := range res {
 			if s.HasLabels(want) && (pass == nil || pass(s.Value)) {
 				return ""
@@ -121,7 +121,7 @@ func pollChecks(t *testing.T, base, what string, checks []promCheck) {
 	for len(pending) > 0 && time.Now().Before(deadline) {
 		var still []promCheck
 		for _, c := range pending {
-			res, err := lab.PromQuery(ctx, base, c.query)
+			res, err := testkit.PromQuery(ctx, base, c.query)
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
@@ -161,8 +161,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(site.Close)
 
-	gateway := lab.StartPushgateway(t)
-	receiver := lab.StartPrometheus(t, lab.PrometheusOptions{RemoteWriteReceiver: true})
+	gateway := testkit.StartPushgateway(t)
+	receiver := testkit.StartPrometheus(t, testkit.PrometheusOptions{RemoteWriteReceiver: true})
 
 	dir := t.TempDir()
 	samples := filepath.Join(dir, "samples.jsonl")
@@ -191,7 +191,7 @@ exporters:
 		q(gateway), q(receiver+"/api/v1/write"), q(samples)))
 
 	r := startAgent(t, agent.Options{ConfigPath: cfg, Listen: "127.0.0.1:0", RunAtStart: true})
-	scraper := lab.StartPrometheus(t, lab.PrometheusOptions{ScrapeTargets: []string{r.addr}})
+	scraper := testkit.StartPrometheus(t, testkit.PrometheusOptions{ScrapeTargets: []string{r.addr}})
 
 	// Every documented family, with the labels the config gave.
 	var checks []promCheck
@@ -235,7 +235,7 @@ exporters:
 		promCheck{`edgeprobe_exporter_sends_total{result="success"}`, some(map[string]string{"exporter": pushgateway.Name}, positive)},
 		promCheck{`edgeprobe_exporter_sends_total{result="success"}`, some(map[string]string{"exporter": remotewrite.Name}, positive)},
 		promCheck{`edgeprobe_config_last_reload_successful`, some(nil, func(v float64) bool { return v == 1 })},
-		promCheck{`edgeprobe_build_info`, func(res []lab.PromSample) string {
+		promCheck{`edgeprobe_build_info`, func(res []testkit.PromSample) string {
 			if len(res) != 1 || res[0].Metric["version"] == "" || !strings.HasPrefix(res[0].Metric["goversion"], "go") {
 				return "want one series with version and goversion"
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgeprobe/edgeprobe/agent"
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -123,7 +124,7 @@ func labelsOf(m *dto.Metric) map[string]string {
 func find(fams map[string]*dto.MetricFamily, name string, want map[string]string) []*dto.Metric {
 	var out []*dto.Metric
 	for _, m := range fams[name].GetMetric() {
-		if lab.MetricHasLabels(m, want) {
+		if testkit.MetricHasLabels(m, want) {
 			out = append(out, m)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/edgeprobe/edgeprobe/audit"
 	"github.com/edgeprobe/edgeprobe/audit/audittest"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 const (
@@ -102,7 +102,7 @@ type emulator struct {
 
 func startEmulator(t *testing.T) *emulator {
 	t.Helper()
-	moto := lab.StartMoto(t) // dummy credentials, us-east-1: never real AWS
+	moto := testkit.StartMoto(t) // dummy credentials, us-east-1: never real AWS
 	api := audittest.StartPolicyAPI(t, moto.URL())
 	cfg, err := config.LoadDefaultConfig(context.Background())
 	if err != nil {

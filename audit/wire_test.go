@@ -11,7 +11,7 @@ import (
 	"github.com/edgeprobe/edgeprobe/audit"
 	"github.com/edgeprobe/edgeprobe/audit/audittest"
 	"github.com/edgeprobe/edgeprobe/httptrace"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 // wireOptions audits the page /page of site through its nginx edge, with
@@ -161,7 +161,7 @@ func TestWireConnectTo(t *testing.T) {
 }
 
 func TestWireUnreachable(t *testing.T) {
-	addr := lab.FreeLoopbackAddr(t) // nothing listens there
+	addr := testkit.FreeLoopbackAddr(t) // nothing listens there
 	r := wireAudit(t, audit.WireOptions{URL: "https://" + addr + "/", Probe: httptrace.Options{Timeout: 2 * time.Second}})
 	if !hasFinding(r, want{"unreachable", audit.Critical, addr}) || !r.Failed() {
 		t.Errorf("want unreachable (critical):\n%s", dump(r))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgeprobe/edgeprobe/httptrace"
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 // Injected delays of the "slow" setup; the "base" setup has none.
@@ -247,20 +248,20 @@ func (e *accuracyEnv) edgeprobe(ctx context.Context, url string, _ bool) (map[st
 // inResolverNS runs a command with resolv.conf pointing at the test DNS
 // server, in a private mount namespace: nothing outside it changes.
 func (e *accuracyEnv) inResolverNS(ctx context.Context, name string, args ...string) *exec.Cmd {
-	argv := lab.WithResolvConf(e.resolvConf, append([]string{name}, args...)...)
+	argv := testkit.WithResolvConf(e.resolvConf, append([]string{name}, args...)...)
 	return exec.CommandContext(ctx, argv[0], argv[1:]...)
 }
 
 // curl reports curl's cumulative marks turned into the contract's phases
-// (lab.CurlPhases): dns = namelookup, connect = connect − namelookup, tls =
+// (testkit.CurlPhases): dns = namelookup, connect = connect − namelookup, tls =
 // appconnect − connect, ttfb = starttransfer − pretransfer, transfer =
 // total − starttransfer.
 func (e *accuracyEnv) curl(ctx context.Context, url string, _ bool) (map[string]time.Duration, error) {
-	out, err := e.inResolverNS(ctx, "curl", "-4", "-s", "-o", "/dev/null", "--http1.1", "--cacert", e.caFile, "-w", lab.CurlFormat, url).Output()
+	out, err := e.inResolverNS(ctx, "curl", "-4", "-s", "-o", "/dev/null", "--http1.1", "--cacert", e.caFile, "-w", testkit.CurlFormat, url).Output()
 	if err != nil {
 		return nil, fmt.Errorf("curl: %w", err)
 	}
-	return lab.CurlPhases(out)
+	return testkit.CurlPhases(out)
 }
 
 // startBlackbox runs prometheus-blackbox-exporter (Debian) in the resolver
@@ -272,26 +273,26 @@ func (e *accuracyEnv) startBlackbox(b *testing.B) func(context.Context, string, 
 		b.Fatalf("prometheus-blackbox-exporter not found: run scripts/deps.sh")
 	}
 	cfg := filepath.Join(e.dir, "blackbox.yml")
-	module := lab.BlackboxConfig(lab.BlackboxModule{Name: "https", Timeout: 5 * time.Second, CAFile: e.caFile, DisableHTTP2: true})
+	module := testkit.BlackboxConfig(testkit.BlackboxModule{Name: "https", Timeout: 5 * time.Second, CAFile: e.caFile, DisableHTTP2: true})
 	if err := os.WriteFile(cfg, module, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	addr := lab.FreeLoopbackAddr(b)
+	addr := testkit.FreeLoopbackAddr(b)
 	cmd := e.inResolverNS(context.Background(), bin, "--config.file="+cfg, "--web.listen-address="+addr)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	if err := lab.WaitHTTP(context.Background(), "http://"+addr+"/-/healthy", 10*time.Second); err != nil {
+	if err := testkit.WaitHTTP(context.Background(), "http://"+addr+"/-/healthy", 10*time.Second); err != nil {
 		b.Fatalf("blackbox exporter: %v", err)
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	return func(ctx context.Context, target string, _ bool) (map[string]time.Duration, error) {
-		m, err := lab.BlackboxProbe(ctx, client, "http://"+addr, "https", target)
+		m, err := testkit.BlackboxProbe(ctx, client, "http://"+addr, "https", target)
 		if err != nil {
 			return nil, err
 		}
-		return lab.BlackboxPhases(m), nil
+		return testkit.BlackboxPhases(m), nil
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 // BenchmarkAgent's knobs, all environment variables (go test's own flags
@@ -609,7 +610,7 @@ func (e *agentEnv) runEdgeprobe(b *testing.B, sc scenario) *toolRun {
 	if err != nil {
 		b.Fatal(err)
 	}
-	listen := lab.FreeLoopbackAddr(b)
+	listen := testkit.FreeLoopbackAddr(b)
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "location: bench\ndefaults:\n  interval: %s\n  timeout: %s\n  dns_server: %q\n  ip_version: ip4\ntargets:\n",
 		sc.interval, sc.timeout(), resolverAddr)
@@ -626,7 +627,7 @@ func (e *agentEnv) runEdgeprobe(b *testing.B, sc scenario) *toolRun {
 	var pprofAddr string
 	if e.pprofDir != "" {
 		tool = "edgeprobe (pprof)"
-		pprofAddr = lab.FreeLoopbackAddr(b)
+		pprofAddr = testkit.FreeLoopbackAddr(b)
 		args = []string{"--config", cfgFile, "--pprof", pprofAddr}
 	}
 	cmd := exec.Command(e.probeBin, args...)
@@ -637,7 +638,7 @@ func (e *agentEnv) runEdgeprobe(b *testing.B, sc scenario) *toolRun {
 	}
 	cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
 	p := e.start(b, "edgeprobe", cmd, dir)
-	if err := lab.WaitHTTP(context.Background(), "http://"+listen+"/ready", 60*time.Second); err != nil {
+	if err := testkit.WaitHTTP(context.Background(), "http://"+listen+"/ready", 60*time.Second); err != nil {
 		b.Fatalf("edgeprobe: %v\n%s", err, p.tail())
 	}
 	t0 := time.Now().Add(sc.warmup())
@@ -732,16 +733,16 @@ func (e *agentEnv) runBlackbox(b *testing.B, sc scenario) (bb, prom *toolRun) {
 		b.Fatal(err)
 	}
 	bbCfg := filepath.Join(dir, "blackbox.yml")
-	module := lab.BlackboxConfig(lab.BlackboxModule{Name: "https", Timeout: sc.timeout(), CAFile: e.caFile})
+	module := testkit.BlackboxConfig(testkit.BlackboxModule{Name: "https", Timeout: sc.timeout(), CAFile: e.caFile})
 	if err := os.WriteFile(bbCfg, module, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	bbAddr := lab.FreeLoopbackAddr(b)
-	argv := lab.WithResolvConf(e.resolvConf, "prometheus-blackbox-exporter", "--config.file="+bbCfg, "--web.listen-address="+bbAddr, "--log.level=warn")
+	bbAddr := testkit.FreeLoopbackAddr(b)
+	argv := testkit.WithResolvConf(e.resolvConf, "prometheus-blackbox-exporter", "--config.file="+bbCfg, "--web.listen-address="+bbAddr, "--log.level=warn")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "GODEBUG=gctrace=1")
 	bp := e.start(b, "blackbox", cmd, dir)
-	if err := lab.WaitHTTP(context.Background(), "http://"+bbAddr+"/-/healthy", 30*time.Second); err != nil {
+	if err := testkit.WaitHTTP(context.Background(), "http://"+bbAddr+"/-/healthy", 30*time.Second); err != nil {
 		b.Fatalf("blackbox exporter: %v\n%s", err, bp.tail())
 	}
 	// unshare and sh exec, so the PID is the exporter's own.
@@ -749,7 +750,7 @@ func (e *agentEnv) runBlackbox(b *testing.B, sc scenario) (bb, prom *toolRun) {
 		b.Fatalf("blackbox PID %d is %q, not the exporter", bp.cmd.Process.Pid, comm)
 	}
 
-	promAddr := lab.FreeLoopbackAddr(b)
+	promAddr := testkit.FreeLoopbackAddr(b)
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, `global:
   scrape_interval: %s
@@ -778,7 +779,7 @@ scrape_configs:
 	pcmd := exec.Command("prometheus", "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
 	pp := e.start(b, "prometheus", pcmd, dir)
-	if err := lab.WaitHTTP(context.Background(), "http://"+promAddr+"/-/ready", 60*time.Second); err != nil {
+	if err := testkit.WaitHTTP(context.Background(), "http://"+promAddr+"/-/ready", 60*time.Second); err != nil {
 		b.Fatalf("prometheus: %v\n%s", err, pp.tail())
 	}
 	// Prometheus syncs new targets only every few seconds: the warm-up
@@ -809,7 +810,7 @@ scrape_configs:
 	prom = &toolRun{tool: "prometheus (driving blackbox)", n: sc.n, interval: sc.interval, window: sc.window, cpu: pc1 - pc0,
 		rss: pp.rss(b), heapLive: -1, failed: -1, cpuOnly: true}
 	if body, _, err := scrape(client, "http://"+bbAddr+"/metrics", ""); err == nil {
-		if m, err := lab.ParseGauges(strings.NewReader(body)); err == nil {
+		if m, err := testkit.ParseGauges(strings.NewReader(body)); err == nil {
 			bb.heapInuse = int64(m["go_memstats_heap_inuse_bytes"])
 		}
 	}

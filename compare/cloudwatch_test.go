@@ -26,7 +26,7 @@ import (
 
 	cwexp "github.com/edgeprobe/edgeprobe/exporters/cloudwatch"
 	"github.com/edgeprobe/edgeprobe/httptrace"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 	"github.com/edgeprobe/edgeprobe/route53"
 )
@@ -670,7 +670,7 @@ func TestAWSSourcesMoto(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts moto")
 	}
-	m := lab.StartMoto(t)
+	m := testkit.StartMoto(t)
 	t.Run("cloudwatch", func(t *testing.T) { testCloudWatchMoto(t, m) })
 	t.Run("route53", func(t *testing.T) { testRoute53Moto(t, m) })
 }
@@ -681,7 +681,7 @@ func TestAWSSourcesMoto(t *testing.T) {
 // location as its first pass asks them. Through the fake (moto lists and
 // counts, the fake ranks): the whole source, whose histograms hold, bucket
 // for bucket, the samples the exporter was given.
-func testCloudWatchMoto(t *testing.T, m *lab.Moto) {
+func testCloudWatchMoto(t *testing.T, m *testkit.Moto) {
 	const ns = "EdgeProbeCompare"
 	shim := newFakeCW(t, m.URL())
 	sink, err := cwexp.New(context.Background(), probe.CloudWatchConfig{Namespace: ns, Endpoint: shim.URL()},

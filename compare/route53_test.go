@@ -16,7 +16,7 @@ import (
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"github.com/edgeprobe/edgeprobe/httptrace"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/route53"
 )
 
@@ -93,7 +93,7 @@ func r53Latency(t *testing.T, cw *cloudwatch.Client, id string, regions []string
 // one of someone else's in moto, their latency metrics put there as Route
 // 53 publishes them; the source finds the checks by tag, each checker
 // region a location, the minute averages as values.
-func testRoute53Moto(t *testing.T, m *lab.Moto) {
+func testRoute53Moto(t *testing.T, m *testkit.Moto) {
 	cfg := aws.Config{Region: "us-east-1", Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 		return aws.Credentials{AccessKeyID: "testing", SecretAccessKey: "testing"}, nil
 	})}

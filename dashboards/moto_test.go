@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	cwexp "github.com/edgeprobe/edgeprobe/exporters/cloudwatch"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/route53"
 )
 
@@ -26,7 +26,7 @@ func TestCloudWatchDashboardOnMoto(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the AWS emulator")
 	}
-	m := lab.StartMoto(t)
+	m := testkit.StartMoto(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg, err := config.LoadDefaultConfig(ctx)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/edgeprobe/edgeprobe/agent"
 	"github.com/edgeprobe/edgeprobe/demo"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 // The lab: one target, three ways in, probed from two locations.
@@ -192,7 +192,7 @@ targets:
 exporters:
   prometheus: {}
 `, labInterval, labInterval, labTarget, q(site.EdgeURL()),
-		RoleCDN, RoleOrigin, q(site.OriginConnectTo()), roleBroken, q(lab.FreeLoopbackAddr(t)),
+		RoleCDN, RoleOrigin, q(site.OriginConnectTo()), roleBroken, q(testkit.FreeLoopbackAddr(t)),
 		q(site.CAFile()), q(site.DNSServer())), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +205,8 @@ exporters:
 		addrs = append(addrs, addr)
 	}
 	proms := map[string]string{
-		"classic": lab.StartPrometheus(t, lab.PrometheusOptions{ScrapeTargets: addrs}),
-		"native":  lab.StartPrometheus(t, lab.PrometheusOptions{ScrapeTargets: addrs, NativeHistograms: true}),
+		"classic": testkit.StartPrometheus(t, testkit.PrometheusOptions{ScrapeTargets: addrs}),
+		"native":  testkit.StartPrometheus(t, testkit.PrometheusOptions{ScrapeTargets: addrs, NativeHistograms: true}),
 	}
 	return agents, proms
 }

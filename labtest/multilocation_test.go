@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 // The lab's names and addresses. 10.214.0.0/24 exists only inside the
@@ -64,7 +65,7 @@ type location struct {
 	interval       time.Duration
 	host           *lab.Host
 	relay, bbRelay *lab.Relay
-	agent          *lab.Proc
+	agent          *testkit.Proc
 	jsonl, config  string
 	resolvConf     string
 	// base is the zero-delay location: no agent, but `probe check`, curl
@@ -100,7 +101,7 @@ func TestMultiLocation(t *testing.T) {
 	lab.RequireRoot(t, "the multi-location lab (network namespaces, TUN devices, nginx and agents inside them)")
 	// Shared machine: the lab's servers, delay line and probes go first, so
 	// other work on the cores does not pass for network delay.
-	lab.Prioritize(t, -20)
+	testkit.Prioritize(t, -20)
 	for _, bin := range []string{"nginx", "curl", "prometheus", "prometheus-blackbox-exporter", "nsenter", "unshare", "ip", "go"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s not found: run scripts/deps.sh (as root) first", bin)
@@ -175,10 +176,10 @@ func TestMultiLocation(t *testing.T) {
 		}
 		l.relay = lab.NewRelay(t, l.host.NS, metrics)
 		args := append(l.host.NS.Args()[1:], probeBin, "run", "--config", l.config, "--location", l.name, "--log-level", "warn")
-		l.agent = lab.StartProc(t, dir, "http://"+l.relay.Addr()+"/ready", "nsenter", args...)
+		l.agent = testkit.StartProc(t, dir, "http://"+l.relay.Addr()+"/ready", "nsenter", args...)
 		targets = append(targets, l.relay.Addr())
 	}
-	prom := lab.StartPrometheus(t, lab.PrometheusOptions{ScrapeTargets: targets, ScrapeInterval: time.Second})
+	prom := testkit.StartPrometheus(t, testkit.PrometheusOptions{ScrapeTargets: targets, ScrapeInterval: time.Second})
 	agentsUp := time.Now()
 
 	// The base: `probe check` at the zero-delay location, while the agents
@@ -198,7 +199,7 @@ func TestMultiLocation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
-		v, err := lab.PromQuery(ctx, prom, queryDashboards)
+		v, err := testkit.PromQuery(ctx, prom, queryDashboards)
 		if err == nil && len(v) == 1 {
 			if seen = v[0].Value; seen == 3 {
 				break
@@ -209,7 +210,7 @@ func TestMultiLocation(t *testing.T) {
 	if seen != 3 {
 		t.Errorf("%s = %v, want 3", queryDashboards, seen)
 	}
-	tlsByLoc, _ := lab.PromQuery(context.Background(), prom,
+	tlsByLoc, _ := testkit.PromQuery(context.Background(), prom,
 		`histogram_quantile(0.5, sum by (location, role, le) (rate(edgeprobe_phase_duration_seconds_bucket{phase="tls"}[30s])))`)
 
 	// Stop the agents (they flush their JSONL) and read what they measured.
@@ -364,7 +365,7 @@ func startOrigin(t *testing.T, dir string, origin *lab.Host, bin, certFile, keyF
 	t.Helper()
 	relay := lab.NewRelay(t, origin.NS, originAdm)
 	args := append(origin.NS.Args()[1:], bin, "-listen", originIP+":443", "-admin", originAdm, "-cert", certFile, "-key", keyFile)
-	lab.StartProc(t, dir, "http://"+relay.Addr()+"/ready", "nsenter", args...)
+	testkit.StartProc(t, dir, "http://"+relay.Addr()+"/ready", "nsenter", args...)
 	return &originApp{admin: "http://" + relay.Addr()}
 }
 
@@ -586,7 +587,7 @@ http {
 	}
 	ready := lab.NewRelay(t, edge.NS, edgeOK)
 	args := append(edge.NS.Args()[1:], "nginx", "-p", ndir, "-e", filepath.Join(ndir, "error.log"), "-c", cfg)
-	lab.StartProc(t, ndir, "http://"+ready.Addr()+"/ready", "nsenter", args...)
+	testkit.StartProc(t, ndir, "http://"+ready.Addr()+"/ready", "nsenter", args...)
 }
 
 // warmEdge opens the edge's pool to the ALB (a POP keeps warm connections to
@@ -632,16 +633,16 @@ func warmEdge(t *testing.T, from *lab.Host, ca *lab.CA) {
 // inResolverNS returns the argv that runs a command inside l's namespace
 // with l's resolv.conf (a private mount namespace: nothing outside changes).
 func inResolverNS(l *location, name string, args ...string) []string {
-	return append(l.host.NS.Args(), lab.WithResolvConf(l.resolvConf, append([]string{name}, args...)...)...)
+	return append(l.host.NS.Args(), testkit.WithResolvConf(l.resolvConf, append([]string{name}, args...)...)...)
 }
 
 // curl measures one request the way the agent's role does, in l's namespace.
 // Its cumulative marks become the contract's phases as in bench
-// (lab.CurlPhases): dns = namelookup, connect = connect − namelookup, tls =
+// (testkit.CurlPhases): dns = namelookup, connect = connect − namelookup, tls =
 // appconnect − connect, ttfb = starttransfer − pretransfer, transfer =
 // total − starttransfer.
 func curl(ctx context.Context, l *location, caFile, role string) (map[string]time.Duration, error) {
-	args := []string{"-4", "-s", "-S", "-o", "/dev/null", "--http1.1", "--cacert", caFile, "--max-time", "5", "-w", lab.CurlFormat}
+	args := []string{"-4", "-s", "-S", "-o", "/dev/null", "--http1.1", "--cacert", caFile, "--max-time", "5", "-w", testkit.CurlFormat}
 	if role == "origin" {
 		args = append(args, "--connect-to", siteHost+":443:"+originTo)
 	}
@@ -650,7 +651,7 @@ func curl(ctx context.Context, l *location, caFile, role string) (map[string]tim
 	if err != nil {
 		return nil, fmt.Errorf("curl: %w", err)
 	}
-	return lab.CurlPhases(out)
+	return testkit.CurlPhases(out)
 }
 
 // startBlackbox runs prometheus-blackbox-exporter in l's namespace (with its
@@ -660,28 +661,28 @@ func curl(ctx context.Context, l *location, caFile, role string) (map[string]tim
 func startBlackbox(t *testing.T, dir string, l *location, caFile string) func(context.Context, string) (map[string]time.Duration, error) {
 	t.Helper()
 	cfg := filepath.Join(dir, "blackbox-"+l.name+".yml")
-	modules := lab.BlackboxConfig(
-		lab.BlackboxModule{Name: "cdn", Timeout: 5 * time.Second, CAFile: caFile, DisableHTTP2: true},
-		lab.BlackboxModule{Name: "origin", Timeout: 5 * time.Second, CAFile: caFile, DisableHTTP2: true, ServerName: siteHost},
+	modules := testkit.BlackboxConfig(
+		testkit.BlackboxModule{Name: "cdn", Timeout: 5 * time.Second, CAFile: caFile, DisableHTTP2: true},
+		testkit.BlackboxModule{Name: "origin", Timeout: 5 * time.Second, CAFile: caFile, DisableHTTP2: true, ServerName: siteHost},
 	)
 	if err := os.WriteFile(cfg, modules, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	l.bbRelay = lab.NewRelay(t, l.host.NS, bbListen)
 	argv := inResolverNS(l, "prometheus-blackbox-exporter", "--config.file="+cfg, "--web.listen-address="+bbListen, "--log.level=warn")
-	lab.StartProc(t, dir, "http://"+l.bbRelay.Addr()+"/-/healthy", argv[0], argv[1:]...)
+	testkit.StartProc(t, dir, "http://"+l.bbRelay.Addr()+"/-/healthy", argv[0], argv[1:]...)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	return func(ctx context.Context, role string) (map[string]time.Duration, error) {
 		target := siteURL
 		if role == "origin" {
 			target = "https://" + originTo + "/" + pageArgs
 		}
-		m, err := lab.BlackboxProbe(ctx, client, "http://"+l.bbRelay.Addr(), role, target)
+		m, err := testkit.BlackboxProbe(ctx, client, "http://"+l.bbRelay.Addr(), role, target)
 		if err != nil {
 			return nil, err
 		}
 		// The exporter reports no first_byte: the sum of the phases before it.
-		out := lab.BlackboxPhases(m)
+		out := testkit.BlackboxPhases(m)
 		out["first_byte"] = out["dns"] + out["connect"] + out["tls"] + out["ttfb"]
 		return out, nil
 	}

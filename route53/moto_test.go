@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 // counting counts the HTTP requests AWS clients send.
@@ -35,7 +36,7 @@ func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 type motoEnv struct {
-	moto  *lab.Moto
+	moto  *testkit.Moto
 	r53   *r53.Client
 	cw    *cloudwatch.Client
 	calls *counting
@@ -46,7 +47,7 @@ type motoEnv struct {
 // them (NewClient, NewCloudWatch), through a request counter.
 func startMoto(t *testing.T) *motoEnv {
 	t.Helper()
-	m := lab.StartMoto(t) // dummy credentials only: nothing can reach real AWS
+	m := testkit.StartMoto(t) // dummy credentials only: nothing can reach real AWS
 	// The counting client is a plain *http.Client, to which the SDK cannot
 	// add a CA bundle; the emulator is plain HTTP anyway.
 	t.Setenv("AWS_CA_BUNDLE", "")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 // EdgeOptions describe how the nginx edge is set up; the zero value is the
@@ -40,7 +41,7 @@ type Edge struct {
 	HTTPSURL string // https://127.0.0.1:PORT
 	HTTPURL  string // http://127.0.0.1:PORT
 	Dir      string
-	proc     *lab.Proc
+	proc     *testkit.Proc
 }
 
 // Stop ends nginx (by its PID); Cleanup does it too.
@@ -123,7 +124,7 @@ func StartNginx(tb testing.TB, o EdgeOptions) *Edge {
 	if err := writeKeyPair(dir, o.Cert); err != nil {
 		tb.Fatal(err)
 	}
-	httpsAddr := lab.FreeLoopbackAddr(tb)
+	httpsAddr := testkit.FreeLoopbackAddr(tb)
 	_, httpsPort, _ := net.SplitHostPort(httpsAddr)
 	data := struct {
 		EdgeOptions
@@ -131,7 +132,7 @@ func StartNginx(tb testing.TB, o EdgeOptions) *Edge {
 		CacheSeconds                       int
 	}{
 		EdgeOptions: o, Dir: dir,
-		Ready: lab.FreeLoopbackAddr(tb), HTTP: lab.FreeLoopbackAddr(tb), HTTPS: httpsAddr, HTTPSPort: httpsPort,
+		Ready: testkit.FreeLoopbackAddr(tb), HTTP: testkit.FreeLoopbackAddr(tb), HTTPS: httpsAddr, HTTPSPort: httpsPort,
 	}
 	if o.CacheFor > 0 {
 		data.CacheSeconds = max(1, int(o.CacheFor/time.Second))
@@ -144,7 +145,7 @@ func StartNginx(tb testing.TB, o EdgeOptions) *Edge {
 	if err := os.WriteFile(confPath, []byte(conf.String()), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	proc := lab.StartProc(tb, dir, "http://"+data.Ready+"/", "nginx", "-c", confPath, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	proc := testkit.StartProc(tb, dir, "http://"+data.Ready+"/", "nginx", "-c", confPath, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
 	return &Edge{HTTPSURL: "https://" + httpsAddr, HTTPURL: "http://" + data.HTTP, Dir: dir, proc: proc}
 }
 

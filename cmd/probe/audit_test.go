@@ -16,7 +16,7 @@ import (
 
 	"github.com/edgeprobe/edgeprobe/audit"
 	"github.com/edgeprobe/edgeprobe/audit/audittest"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 )
 
 // auditJSON is what the tests read of `probe audit --format json`.
@@ -122,7 +122,7 @@ func TestAuditWireCLI(t *testing.T) {
 // TestAuditDistributionCLI audits distributions on moto through the binary
 // (AWS_ENDPOINT_URL_CLOUDFRONT, dummy credentials).
 func TestAuditDistributionCLI(t *testing.T) {
-	moto := lab.StartMoto(t) // sets dummy credentials in this process's environment
+	moto := testkit.StartMoto(t) // sets dummy credentials in this process's environment
 	ctx := context.Background()
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {

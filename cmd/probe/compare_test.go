@@ -23,6 +23,7 @@ import (
 	"github.com/edgeprobe/edgeprobe/agent"
 	"github.com/edgeprobe/edgeprobe/httptrace"
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 	"github.com/edgeprobe/edgeprobe/report"
 	"github.com/edgeprobe/edgeprobe/route53"
@@ -488,16 +489,16 @@ exporters:
 	case <-time.After(10 * time.Second):
 		t.Fatal("agent not ready")
 	}
-	scrape := lab.PrometheusOptions{ScrapeTargets: []string{addr}, ScrapeInterval: 500 * time.Millisecond}
-	classic := lab.StartPrometheus(t, scrape)
+	scrape := testkit.PrometheusOptions{ScrapeTargets: []string{addr}, ScrapeInterval: 500 * time.Millisecond}
+	classic := testkit.StartPrometheus(t, scrape)
 	scrape.NativeHistograms = true
-	native := lab.StartPrometheus(t, scrape)
+	native := testkit.StartPrometheus(t, scrape)
 	// The window starts once both have scraped the agent: increase() does
 	// not count what a counter held at its first scrape.
 	deadline := time.Now().Add(20 * time.Second)
 	for _, base := range []string{classic, native} {
 		for {
-			res, err := lab.PromQuery(context.Background(), base, `edgeprobe_probes_total{result="success"} > 0`)
+			res, err := testkit.PromQuery(context.Background(), base, `edgeprobe_probes_total{result="success"} > 0`)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -524,7 +525,7 @@ exporters:
 		base    string
 		buckets bool
 	}{{classic, true}, {native, false}} {
-		res, err := lab.PromQuery(context.Background(), c.base, `count(edgeprobe_phase_duration_seconds_bucket)`)
+		res, err := testkit.PromQuery(context.Background(), c.base, `count(edgeprobe_phase_duration_seconds_bucket)`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -658,7 +659,7 @@ func TestCompareAWSSourcesMoto(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts moto")
 	}
-	m := lab.StartMoto(t) // dummy credentials in the environment, which the command inherits
+	m := testkit.StartMoto(t) // dummy credentials in the environment, which the command inherits
 	api, cw := awsClients(m.URL())
 	end := time.Now().UTC().Truncate(time.Minute)
 	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-1"}

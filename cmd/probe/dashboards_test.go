@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 
 	"github.com/edgeprobe/edgeprobe/dashboards"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/route53"
 )
 
@@ -108,7 +108,7 @@ func TestDashboardsInstallUsage(t *testing.T) {
 // the overview for the region asked, the first time and again; GetDashboard
 // reads back the body the generator makes.
 func TestDashboardsInstallMoto(t *testing.T) {
-	m := lab.StartMoto(t)
+	m := testkit.StartMoto(t)
 	for i := range 2 {
 		r := runProbe(t, nil, "dashboards", "install", "--cloudwatch", "--endpoint", m.URL(), "--region", "eu-west-1", "--name", "EdgeProbe-CLI")
 		if r.code != 0 || !strings.Contains(r.stdout, "EdgeProbe-CLI put in eu-west-1") {

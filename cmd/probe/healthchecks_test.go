@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/route53"
 )
 
@@ -116,7 +117,7 @@ func TestHealthchecksDryRunAndValidation(t *testing.T) {
 // compare: create, a second create, a refused interval change, list (ours
 // only), compare with seeded metrics, delete.
 func TestHealthchecksMotoCLI(t *testing.T) {
-	m := lab.StartMoto(t)
+	m := testkit.StartMoto(t)
 	ctx := context.Background()
 	cfgFile := hcConfig(t)
 	env := []string{"AWS_ENDPOINT_URL_ROUTE_53=" + m.URL(), "AWS_ENDPOINT_URL_CLOUDWATCH=" + m.URL()}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -138,7 +139,7 @@ func metrics(t *testing.T, addr string) map[string]float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	m, err := lab.ParseGauges(resp.Body)
+	m, err := testkit.ParseGauges(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,14 +200,14 @@ func TestRunLifecycle(t *testing.T) {
 	base := "location: lab\ntargets:\n  - {name: fast, url: " + strconv.Quote(fast.URL()+"/") + ", interval: 200ms, timeout: 200ms}\n"
 	exporters := "exporters:\n  jsonl: {path: samples.jsonl}\n"
 	cfg := writeConfig(t, dir, "edgeprobe.yml", base+exporters)
-	addr := lab.FreeLoopbackAddr(t)
+	addr := testkit.FreeLoopbackAddr(t)
 	const drain = 3 * time.Second
 	p := startRun(t, "--config", cfg, "--listen", addr, "--drain-timeout", drain.String())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, path := range []string{"/healthz", "/ready"} {
-		if err := lab.WaitHTTP(ctx, "http://"+addr+path, 10*time.Second); err != nil {
+		if err := testkit.WaitHTTP(ctx, "http://"+addr+path, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -74,7 +74,7 @@ func BenchmarkPack(b *testing.B) {
 // per second packed and sent (gzip, AWS JSON 1.0, the emulator's own time
 // included) and API calls per 1,000 samples.
 func BenchmarkSendToMoto(b *testing.B) {
-	m := lab.StartMoto(b)
+	m := testkit.StartMoto(b)
 	for _, shape := range benchShapes {
 		b.Run(shape.name, func(b *testing.B) {
 			e := newTestEnv()

@@ -24,14 +24,14 @@ import (
 
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
 	"github.com/edgeprobe/edgeprobe/httptrace"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // dummyAWS points this process's AWS variables at dummy credentials (as
-// lab.StartMoto does), for tests on a fake endpoint.
+// testkit.StartMoto does), for tests on a fake endpoint.
 func dummyAWS(t testing.TB) {
 	for k, v := range map[string]string{
 		"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
@@ -78,7 +78,7 @@ func newTestEnv() *testEnv {
 // transport, quick backoff.
 func (e *testEnv) options(t testing.TB) Options {
 	return Options{
-		Metrics: e.self, Registerer: e.reg, Logger: lab.TestLogger(t, nil),
+		Metrics: e.self, Registerer: e.reg, Logger: testkit.TestLogger(t, nil),
 		FlushInterval: 200 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		RequestTimeout: 5 * time.Second, MaxAttempts: 2,
 		WrapTransport: e.rec.wrap,
@@ -91,7 +91,7 @@ func (e *testEnv) value(name string, labels ...string) float64 {
 	for i := 0; i+1 < len(labels); i += 2 {
 		want[labels[i]] = labels[i+1]
 	}
-	return lab.GatheredValue(e.reg, name, want)
+	return testkit.GatheredValue(e.reg, name, want)
 }
 
 func (e *testEnv) dropped() float64 {

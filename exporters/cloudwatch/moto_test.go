@@ -20,11 +20,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
 // resetMoto empties the emulator's state.
-func resetMoto(t testing.TB, m *lab.Moto) {
+func resetMoto(t testing.TB, m *testkit.Moto) {
 	t.Helper()
 	resp, err := http.Post(m.URL()+"/moto-api/reset", "application/json", nil)
 	if err != nil {
@@ -78,7 +79,7 @@ func within(got, want, rel float64) bool {
 // back with the Go SDK and with Debian's awscli; packing to the limits;
 // endpoint configuration; an outage (last: it restarts the emulator).
 func TestMoto(t *testing.T) {
-	m := lab.StartMoto(t)
+	m := testkit.StartMoto(t)
 	defer t.Run("outage", func(t *testing.T) { testOutage(t, m) })
 
 	t.Run("datums land", func(t *testing.T) {
@@ -295,7 +296,7 @@ func nearestRank(sorted []float64, p float64) float64 {
 // motoValues reads the points moto stored for a metric (moto computes no
 // percentiles — GetMetricData with p50 answers 500 — so the distribution is
 // read from its state dump; one series per namespace in these tests).
-func motoValues(t testing.TB, m *lab.Moto, ns, metric string) []float64 {
+func motoValues(t testing.TB, m *testkit.Moto, ns, metric string) []float64 {
 	t.Helper()
 	resp, err := http.Get(m.URL() + "/moto-api/data.json")
 	if err != nil {
@@ -343,7 +344,7 @@ func countMetrics(t testing.TB, r *reader, ns string, filter ...types.Dimension)
 
 // checkAWSCLI reads what "datums land" sent with Debian's awscli, a client
 // independent of the Go SDK.
-func checkAWSCLI(t *testing.T, m *lab.Moto, ns string, now time.Time) {
+func checkAWSCLI(t *testing.T, m *testkit.Moto, ns string, now time.Time) {
 	if _, err := exec.LookPath("aws"); err != nil {
 		t.Fatalf("awscli (Debian package awscli) not installed: %v", err)
 	}

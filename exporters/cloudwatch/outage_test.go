@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -66,7 +67,7 @@ func (w *steadyWriter) close() {
 // SampleCounts in the emulator equal the probes written. The queue never
 // exceeds its bound. Then, with a tiny bound, exactly what does not fit is
 // dropped and counted.
-func testOutage(t *testing.T, m *lab.Moto) {
+func testOutage(t *testing.T, m *testkit.Moto) {
 	t.Run("nothing lost", func(t *testing.T) {
 		e := newTestEnv()
 		o := e.options(t)

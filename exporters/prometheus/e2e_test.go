@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -126,7 +126,7 @@ func TestPrometheusScrapesEveryMetric(t *testing.T) {
 		checks []check
 	}{{native, nativeChecks}, {classic, classicChecks}} {
 		for _, c := range run.checks {
-			var res []lab.PromSample
+			var res []testkit.PromSample
 			for {
 				res = run.api.query(t, c.query)
 				if hasLabels(res, c.want) || time.Now().After(deadline) {
@@ -159,8 +159,8 @@ func TestPrometheusScrapesEveryMetric(t *testing.T) {
 	}
 }
 
-func hasLabels(res []lab.PromSample, want map[string]string) bool {
-	return slices.ContainsFunc(res, func(s lab.PromSample) bool { return s.HasLabels(want) })
+func hasLabels(res []testkit.PromSample, want map[string]string) bool {
+	return slices.ContainsFunc(res, func(s testkit.PromSample) bool { return s.HasLabels(want) })
 }
 
 type promAPI struct {
@@ -176,21 +176,21 @@ func (p promAPI) String() string {
 }
 
 // query runs an instant query and returns its vector.
-func (p promAPI) query(t *testing.T, q string) []lab.PromSample {
+func (p promAPI) query(t *testing.T, q string) []testkit.PromSample {
 	t.Helper()
-	res, err := lab.PromQuery(context.Background(), p.base, q)
+	res, err := testkit.PromQuery(context.Background(), p.base, q)
 	if err != nil {
 		t.Fatalf("%s: %v", p, err)
 	}
 	return res
 }
 
-// startPrometheus runs Prometheus (lab.StartPrometheus) scraping target
+// startPrometheus runs Prometheus (testkit.StartPrometheus) scraping target
 // every second, with native histograms on or off; it stops (by PID) when
 // the test ends.
 func startPrometheus(t *testing.T, target string, native bool) promAPI {
 	t.Helper()
-	base := lab.StartPrometheus(t, lab.PrometheusOptions{ScrapeTargets: []string{target}, ScrapeInterval: time.Second, NativeHistograms: native})
+	base := testkit.StartPrometheus(t, testkit.PrometheusOptions{ScrapeTargets: []string{target}, ScrapeInterval: time.Second, NativeHistograms: native})
 	return promAPI{base: base, native: native}
 }
 
@@ -199,7 +199,7 @@ func startPrometheus(t *testing.T, target string, native bool) promAPI {
 func (p promAPI) waitScraped(t *testing.T, deadline time.Time) {
 	t.Helper()
 	for {
-		if res, err := lab.PromQuery(context.Background(), p.base, `up{job="edgeprobe"} == 1`); err == nil && len(res) == 1 {
+		if res, err := testkit.PromQuery(context.Background(), p.base, `up{job="edgeprobe"} == 1`); err == nil && len(res) == 1 {
 			return
 		}
 		if time.Now().After(deadline) {

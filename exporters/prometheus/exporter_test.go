@@ -18,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgeprobe/edgeprobe/httptrace"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -164,7 +164,7 @@ func find(t *testing.T, g prometheus.Gatherer, name string, want map[string]stri
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if lab.MetricHasLabels(m, want) {
+			if testkit.MetricHasLabels(m, want) {
 				return m
 			}
 		}

@@ -20,7 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -48,13 +48,13 @@ func newTestRegistry() *testRegistry {
 }
 
 func (r *testRegistry) sends(result string) float64 {
-	return lab.GatheredValue(r.reg, "edgeprobe_exporter_sends_total", map[string]string{"exporter": Name, "result": result})
+	return testkit.GatheredValue(r.reg, "edgeprobe_exporter_sends_total", map[string]string{"exporter": Name, "result": result})
 }
 
-func startGateway(t *testing.T, port int) *lab.Proc {
+func startGateway(t *testing.T, port int) *testkit.Proc {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	return lab.StartProc(t, t.TempDir(), "http://"+addr+"/-/ready", "prometheus-pushgateway",
+	return testkit.StartProc(t, t.TempDir(), "http://"+addr+"/-/ready", "prometheus-pushgateway",
 		"--web.listen-address="+addr, "--persistence.file=", "--log.level=warn")
 }
 
@@ -81,7 +81,7 @@ func gatewayMetrics(t *testing.T, port int) map[string]*dto.MetricFamily {
 // find returns the metric of family name whose labels include want.
 func find(mfs map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
 	for _, m := range mfs[name].GetMetric() {
-		if lab.MetricHasLabels(m, want) {
+		if testkit.MetricHasLabels(m, want) {
 			return m
 		}
 	}
@@ -92,7 +92,7 @@ func find(mfs map[string]*dto.MetricFamily, name string, want map[string]string)
 // finds the group and its series there; a series the agent drops
 // disappears with the next push (PUT replaces the group).
 func TestPushToGateway(t *testing.T) {
-	port := lab.FreePort(t)
+	port := testkit.FreePort(t)
 	startGateway(t, port)
 	r := newTestRegistry()
 	r.count.WithLabelValues("shop", "cdn", "eu-west-1").Add(3)
@@ -101,7 +101,7 @@ func TestPushToGateway(t *testing.T) {
 	r.hist.WithLabelValues("shop", "cdn", "eu-west-1", "ttfb").Observe(0.5)
 
 	s, err := New(probe.PushgatewayConfig{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Interval: probe.Duration(100 * time.Millisecond)},
-		"eu-west-1", Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil)})
+		"eu-west-1", Options{Gatherer: r.reg, Metrics: r.self, Logger: testkit.TestLogger(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,12 +181,12 @@ func TestPushToGateway(t *testing.T) {
 // TestGatewayOutage: a push to a stopped gateway counts an error; once it
 // is back, the next push succeeds.
 func TestGatewayOutage(t *testing.T) {
-	port := lab.FreePort(t)
+	port := testkit.FreePort(t)
 	gw := startGateway(t, port)
 	r := newTestRegistry()
 	r.count.WithLabelValues("shop", "cdn", "us-east-1").Inc()
 	s, err := New(probe.PushgatewayConfig{URL: fmt.Sprintf("http://127.0.0.1:%d/", port), Job: "probes"},
-		"us-east-1", Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil)})
+		"us-east-1", Options{Gatherer: r.reg, Metrics: r.self, Logger: testkit.TestLogger(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestCredentials(t *testing.T) {
 	r.count.WithLabelValues("a", "cdn", "lab").Inc()
 	var logs bytes.Buffer
 	u := strings.Replace(srv.URL, "http://", "http://alice:hunter2@", 1) + "/prefix"
-	s, err := New(probe.PushgatewayConfig{URL: u}, "lab", Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, &logs)})
+	s, err := New(probe.PushgatewayConfig{URL: u}, "lab", Options{Gatherer: r.reg, Metrics: r.self, Logger: testkit.TestLogger(t, &logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
-	"github.com/edgeprobe/edgeprobe/internal/lab"
+	"github.com/edgeprobe/edgeprobe/internal/testkit"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
 
@@ -58,17 +58,17 @@ func newTestRegistry() *testRegistry {
 }
 
 func (r *testRegistry) sends(result string) float64 {
-	return lab.GatheredValue(r.reg, "edgeprobe_exporter_sends_total", map[string]string{"exporter": Name, "result": result})
+	return testkit.GatheredValue(r.reg, "edgeprobe_exporter_sends_total", map[string]string{"exporter": Name, "result": result})
 }
 
 // selfValue is the exporter's value of a self-metric family.
 func (r *testRegistry) selfValue(name string) float64 {
-	return lab.GatheredValue(r.reg, name, map[string]string{"exporter": Name})
+	return testkit.GatheredValue(r.reg, name, map[string]string{"exporter": Name})
 }
 
 // prometheusServer starts Debian's Prometheus with the remote write
 // receiver on 127.0.0.1:port.
-func startPrometheus(t *testing.T, port int) *lab.Proc {
+func startPrometheus(t *testing.T, port int) *testkit.Proc {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
@@ -76,7 +76,7 @@ func startPrometheus(t *testing.T, port int) *lab.Proc {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	return lab.StartProc(t, dir, "http://"+addr+"/-/ready", "prometheus",
+	return testkit.StartProc(t, dir, "http://"+addr+"/-/ready", "prometheus",
 		"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--log.level=warn")
 }
@@ -143,7 +143,7 @@ func eventually(t *testing.T, d time.Duration, f func() string) {
 // TestPrometheusReceivesSeries runs the sink's loop against a real
 // Prometheus and finds every kind of series there, with the agent's labels.
 func TestPrometheusReceivesSeries(t *testing.T) {
-	port := lab.FreePort(t)
+	port := testkit.FreePort(t)
 	startPrometheus(t, port)
 	r := newTestRegistry()
 	shop := prometheus.Labels{"target": "shop", "role": "cdn", "location": "eu-west-1"}
@@ -155,7 +155,7 @@ func TestPrometheusReceivesSeries(t *testing.T) {
 
 	s, err := New(context.Background(), probe.RemoteWriteConfig{
 		URL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/write", port), Interval: probe.Duration(200 * time.Millisecond),
-	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil), ExternalLabels: map[string]string{"job": "edgeprobe"}})
+	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: testkit.TestLogger(t, nil), ExternalLabels: map[string]string{"job": "edgeprobe"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +207,11 @@ func TestPrometheusReceivesSeries(t *testing.T) {
 // retries are counted, and once Prometheus is up they arrive with their
 // original timestamps.
 func TestOutageBacklog(t *testing.T) {
-	port := lab.FreePort(t)
+	port := testkit.FreePort(t)
 	r := newTestRegistry()
 	c := r.count.WithLabelValues("shop", "origin", "eu-west-1", "success")
 	s, err := New(context.Background(), probe.RemoteWriteConfig{URL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/write", port)},
-		Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil), MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+		Options{Gatherer: r.reg, Metrics: r.self, Logger: testkit.TestLogger(t, nil), MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestQueueBounds(t *testing.T) {
 	r := newTestRegistry()
 	r.count.WithLabelValues("a", "cdn", "x", "success").Inc()
 	s, err := New(context.Background(), probe.RemoteWriteConfig{URL: "http://127.0.0.1:1/w"},
-		Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil), MaxBatches: 3, MaxAge: time.Minute})
+		Options{Gatherer: r.reg, Metrics: r.self, Logger: testkit.TestLogger(t, nil), MaxBatches: 3, MaxAge: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestRejectedAndRetried(t *testing.T) {
 	r := newTestRegistry()
 	r.up.WithLabelValues("a", "cdn", "x").Set(1)
 	s, err := New(context.Background(), probe.RemoteWriteConfig{URL: srv.URL + "/api/v1/write"},
-		Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, nil)})
+		Options{Gatherer: r.reg, Metrics: r.self, Logger: testkit.TestLogger(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ func TestSigV4(t *testing.T) {
 		URL:     srv.URL + "/workspaces/ws-123/api/v1/remote_write",
 		Headers: map[string]string{"X-Scope-OrgID": "tenant-secret-value"},
 		SigV4:   &probe.SigV4Config{Region: "eu-west-1"},
-	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, &logs)})
+	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: testkit.TestLogger(t, &logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,13 +437,13 @@ func TestSigV4(t *testing.T) {
 // TestNoCredentialsInLogs: user info and query of the URL stay out of logs
 // and errors, also when the receiver is unreachable.
 func TestNoCredentialsInLogs(t *testing.T) {
-	port := lab.FreePort(t) // nobody listens
+	port := testkit.FreePort(t) // nobody listens
 	r := newTestRegistry()
 	r.up.WithLabelValues("a", "cdn", "x").Set(1)
 	var logs bytes.Buffer
 	s, err := New(context.Background(), probe.RemoteWriteConfig{
 		URL: fmt.Sprintf("http://alice:hunter2@127.0.0.1:%d/api/v1/write?api_key=sekrit", port),
-	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: lab.TestLogger(t, &logs)})
+	}, Options{Gatherer: r.reg, Metrics: r.self, Logger: testkit.TestLogger(t, &logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

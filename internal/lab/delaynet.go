@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,7 +35,7 @@ import (
 // namespace has no route to them, so nothing here can reach another
 // network.
 type DelayNet struct {
-	tb     testing.TB
+	tb     TB
 	prefix netip.Prefix
 	run    string // unique per DelayNet: part of every device name
 	hosts  []*Host
@@ -86,7 +85,7 @@ const (
 // NewDelayNet makes an empty network on prefix (e.g. 10.213.0.0/24, which
 // exists only in the namespaces it makes). Cleanup stops the delay line and
 // closes every TUN device and namespace; the test fails when not root.
-func NewDelayNet(tb testing.TB, prefix netip.Prefix) *DelayNet {
+func NewDelayNet(tb TB, prefix netip.Prefix) *DelayNet {
 	tb.Helper()
 	RequireRoot(tb, "DelayNet's namespaces and TUN devices")
 	if !prefix.Addr().Is4() {

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,7 +38,7 @@ const nsCmdTimeout = 10 * time.Second
 
 // NewNetNS makes a namespace with its loopback up; name is for messages
 // and logs only. Cleanup closes it. The test fails when not root.
-func NewNetNS(tb testing.TB, name string) *NetNS {
+func NewNetNS(tb TB, name string) *NetNS {
 	tb.Helper()
 	RequireRoot(tb, "network namespaces")
 	n := &NetNS{name: name, fd: -1}
@@ -66,7 +65,7 @@ func NewNetNS(tb testing.TB, name string) *NetNS {
 
 // RequireRoot fails (not skips) the test when the process is not root:
 // CI runs as root, and a lab test that quietly skipped would prove nothing.
-func RequireRoot(tb testing.TB, what string) {
+func RequireRoot(tb TB, what string) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
 		tb.Fatalf("%s need root (CAP_SYS_ADMIN, CAP_NET_ADMIN); run the test as root, as CI does", what)
@@ -143,7 +142,7 @@ func (n *NetNS) Command(ctx context.Context, name string, args ...string) *exec.
 }
 
 // Args returns the argv prefix that runs a program inside the namespace,
-// for helpers that take a binary and its arguments (StartProc).
+// for helpers that take a binary and its arguments (testkit.StartProc).
 func (n *NetNS) Args() []string { return []string{"nsenter", "--net=" + n.Path(), "--"} }
 
 // Run runs a configuration command inside the namespace, bounded in time.
@@ -198,7 +197,7 @@ type Relay struct {
 // NewRelay listens on 127.0.0.1 (a free port, outside every namespace the
 // test made) and relays each connection to target dialled inside ns.
 // Cleanup closes it.
-func NewRelay(tb testing.TB, ns *NetNS, target string) *Relay {
+func NewRelay(tb TB, ns *NetNS, target string) *Relay {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
