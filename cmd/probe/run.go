@@ -69,7 +69,7 @@ func runCheckConfig(a *app, path string) error {
 	for _, j := range jobs {
 		perMinute += float64(time.Minute) / float64(j.Interval)
 	}
-	fmt.Fprintf(a.stdout, "%s: ok: %d targets, %d jobs (target × role), %.0f probes a minute\n", path, len(cfg.Targets), len(jobs), perMinute)
+	fmt.Fprintf(a.stdout, "%s: ok: %s, %s (target × role), %.0f probes a minute\n", path, plural(len(cfg.Targets), "target"), plural(len(jobs), "job"), perMinute)
 	if cfg.Exporters.CloudWatch != nil {
 		metrics, calls := cloudwatch.MonthlyMetricCount(cfg), cloudwatch.MonthlyPutMetricDataCalls(cfg)
 		metricsUSD, callsUSD := cloudwatch.MonthlyCostUSD(metrics, calls)
@@ -77,4 +77,12 @@ func runCheckConfig(a *app, path string) error {
 			metrics, metricsUSD, cloudwatch.PricePerMetricMonthUSD, calls, callsUSD, cloudwatch.PricePer1000RequestsUSD)
 	}
 	return nil
+}
+
+// plural writes "1 target", "2 targets".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
