@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
 	"github.com/edgeprobe/edgeprobe/probe"
@@ -115,9 +116,9 @@ type Sink struct {
 	infos  map[seriesKey]*seriesInfo
 	closed bool
 
-	// sem admits one sender (Run's cycle, Flush or Close) at a time; a
-	// channel so that Flush gives up when its context ends.
-	sem chan struct{}
+	// sem admits one sender (Run's cycle, Flush or Close) at a time;
+	// Flush gives up waiting for it when its context ends.
+	sem *semaphore.Weighted
 
 	// Guarded by sem.
 	queue       []*datum
@@ -164,7 +165,7 @@ func New(ctx context.Context, cfg probe.CloudWatchConfig, o Options) (*Sink, err
 	s := &Sink{
 		namespace: ns, highRes: cfg.HighResolution, interval: interval, overhead: requestOverhead(ns), o: o,
 		m: o.Metrics.For(Name), acc: map[int64]map[seriesKey]*series{}, infos: map[seriesKey]*seriesInfo{},
-		sem: make(chan struct{}, 1), sent: map[seriesKey]time.Time{},
+		sem: semaphore.NewWeighted(1), sent: map[seriesKey]time.Time{},
 	}
 	s.metricsG = register(o.Registerer, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "edgeprobe_cloudwatch_metrics",
@@ -401,10 +402,10 @@ func (s *Sink) wait(now, retryAt time.Time) time.Duration {
 // cycle seals the finished intervals and sends what is due. It returns
 // when to retry if the send failed (zero otherwise).
 func (s *Sink) cycle(ctx context.Context) time.Time {
-	if !s.acquire(ctx) {
+	if s.sem.Acquire(ctx, 1) != nil {
 		return time.Time{}
 	}
-	defer s.release()
+	defer s.sem.Release(1)
 	now := time.Now()
 	s.enqueue(toDatums(s.seal(now, false)), now)
 	s.logDrops()
@@ -424,10 +425,10 @@ func (s *Sink) cycle(ctx context.Context) time.Time {
 // all that is queued, ignoring the backoff, retrying until the queue is
 // empty or ctx's deadline (without a deadline it tries once).
 func (s *Sink) Flush(ctx context.Context) error {
-	if !s.acquire(ctx) {
-		return fmt.Errorf("cloudwatch: flush: %w", ctx.Err())
+	if err := s.sem.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("cloudwatch: flush: %w", err)
 	}
-	defer s.release()
+	defer s.sem.Release(1)
 	now := time.Now()
 	s.enqueue(toDatums(s.seal(now, true)), now)
 	s.logDrops()
@@ -466,7 +467,7 @@ func (s *Sink) Close() error {
 	s.acc = nil
 	s.mu.Unlock()
 
-	s.sem <- struct{}{}
+	_ = s.sem.Acquire(context.Background(), 1) // cannot fail without a deadline
 	n, samples := len(s.queue), 0.0
 	for _, d := range s.queue {
 		samples += d.samples
@@ -481,7 +482,7 @@ func (s *Sink) Close() error {
 	}
 	s.queue, s.queuedBytes = nil, 0
 	s.m.Queue(0)
-	<-s.sem
+	s.sem.Release(1)
 	if n > 0 {
 		s.m.Dropped(n)
 		s.log.Warn("cloudwatch datums not sent before shutdown; dropped", "datums", n, "samples", samples)
@@ -489,17 +490,6 @@ func (s *Sink) Close() error {
 	s.transport.CloseIdleConnections()
 	return nil
 }
-
-func (s *Sink) acquire(ctx context.Context) bool {
-	select {
-	case s.sem <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (s *Sink) release() { <-s.sem }
 
 // send packs the queue into requests and sends them, at most Concurrency
 // at a time, oldest first. After a failure it first sends one request

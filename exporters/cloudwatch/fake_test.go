@@ -88,10 +88,10 @@ func TestPackBytes(t *testing.T) {
 		}
 	}
 	reqs := pack(ds, s.overhead, MaxDatumsPerRequest, MaxRequestBytes)
-	s.sem <- struct{}{}
+	_ = s.sem.Acquire(context.Background(), 1)
 	s.enqueue(ds, now)
 	err := s.send(context.Background())
-	s.release()
+	s.sem.Release(1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,9 +197,9 @@ func TestBounds(t *testing.T) {
 		for i := range n {
 			s.Write(context.Background(), failSample("b", "cdn", at.Add(time.Duration(i)*s.interval)))
 		}
-		s.sem <- struct{}{}
+		_ = s.sem.Acquire(context.Background(), 1)
 		s.enqueue(toDatums(s.seal(now, true)), now)
-		s.release()
+		s.sem.Release(1)
 	}
 	fill(150, now.Add(-5*time.Minute))
 	if len(s.queue) != 100 || e.dropped() != 50 || s.drops.full != 50 {
@@ -217,9 +217,9 @@ func TestBounds(t *testing.T) {
 	if s.queuedBytes > s.o.MaxBytes {
 		t.Errorf("queued bytes %d over the bound %d", s.queuedBytes, s.o.MaxBytes)
 	}
-	s.sem <- struct{}{}
+	_ = s.sem.Acquire(context.Background(), 1)
 	s.logDrops()
-	s.release()
+	s.sem.Release(1)
 	if s.drops != (drops{}) {
 		t.Errorf("drops not reset after the log line: %+v", s.drops)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/push"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
 	"github.com/edgeprobe/edgeprobe/probe"
@@ -58,9 +59,9 @@ type Sink struct {
 	interval  time.Duration
 	timeout   time.Duration
 
-	// sem admits one push at a time; a channel so that Flush can give up
-	// when its context ends.
-	sem      chan struct{}
+	// sem admits one push at a time; a semaphore rather than a mutex so
+	// that Flush can give up when its context ends.
+	sem      *semaphore.Weighted
 	failures int // consecutive failed pushes; guarded by sem
 }
 
@@ -117,7 +118,7 @@ func New(cfg probe.PushgatewayConfig, location string, o Options) (*Sink, error)
 	s := &Sink{
 		pusher: p, transport: transport, m: o.Metrics.For(Name),
 		log:      o.Logger.With("exporter", Name, "url", redact(u), "job", job, "instance", location),
-		interval: interval, timeout: min(o.RequestTimeout, interval), sem: make(chan struct{}, 1),
+		interval: interval, timeout: min(o.RequestTimeout, interval), sem: semaphore.NewWeighted(1),
 	}
 	s.m.Queue(0) // nothing is ever queued: each push carries the whole state
 	s.log.Info("pushgateway configured", "interval", interval)
@@ -154,12 +155,10 @@ func (s *Sink) Close() error {
 }
 
 func (s *Sink) pushOnce(ctx context.Context) error {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("pushgateway: %w", ctx.Err())
+	if err := s.sem.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("pushgateway: %w", err)
 	}
-	defer func() { <-s.sem }()
+	defer s.sem.Release(1)
 
 	pctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

@@ -30,6 +30,7 @@ import (
 
 	"github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
 	"github.com/edgeprobe/edgeprobe/probe"
@@ -86,9 +87,9 @@ type Sink struct {
 	logURL    string // the same, redacted for logs and errors
 	o         Options
 
-	// sem admits one sender (Run's cycle or Flush) at a time; a channel
+	// sem admits one sender (Run's cycle or Flush) at a time; a semaphore
 	// rather than a mutex so that Flush gives up when its context ends.
-	sem chan struct{}
+	sem *semaphore.Weighted
 
 	// Guarded by sem.
 	queue           []*batch
@@ -171,7 +172,7 @@ func New(ctx context.Context, cfg probe.RemoteWriteConfig, o Options) (*Sink, er
 		api: api, transport: base, gatherer: o.Gatherer, m: o.Metrics.For(Name),
 		log:    o.Logger.With("exporter", Name, "url", redact(u)),
 		rawURL: clean.String(), logURL: redact(u),
-		interval: interval, extra: extra, o: o, sem: make(chan struct{}, 1),
+		interval: interval, extra: extra, o: o, sem: semaphore.NewWeighted(1),
 	}
 	s.log.Info("remote write configured", "interval", interval, "sigv4", cfg.SigV4 != nil, "headers", len(cfg.Headers))
 	return s, nil
@@ -237,10 +238,10 @@ func (s *Sink) Run(ctx context.Context) error {
 // cycle gathers (on a tick) and sends what is due, arming retry when the
 // receiver failed.
 func (s *Sink) cycle(ctx context.Context, gather bool, retry *time.Timer) {
-	if !s.acquire(ctx) {
+	if s.sem.Acquire(ctx, 1) != nil {
 		return
 	}
-	defer s.release()
+	defer s.sem.Release(1)
 	if gather {
 		s.collect(time.Now())
 		s.logDrops()
@@ -257,10 +258,10 @@ func (s *Sink) cycle(ctx context.Context, gather bool, retry *time.Timer) {
 // Flush gathers once more and sends everything queued, ignoring the
 // backoff (it is the last chance before shutdown or reload), within ctx.
 func (s *Sink) Flush(ctx context.Context) error {
-	if !s.acquire(ctx) {
-		return fmt.Errorf("remote write: flush: %w", ctx.Err())
+	if err := s.sem.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("remote write: flush: %w", err)
 	}
-	defer s.release()
+	defer s.sem.Release(1)
 	s.collect(time.Now())
 	s.logDrops()
 	if err := s.send(ctx); err != nil {
@@ -274,17 +275,6 @@ func (s *Sink) Close() error {
 	s.transport.CloseIdleConnections()
 	return nil
 }
-
-func (s *Sink) acquire(ctx context.Context) bool {
-	select {
-	case s.sem <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (s *Sink) release() { <-s.sem }
 
 // collect gathers the registry into a new batch and trims the queue.
 func (s *Sink) collect(now time.Time) {
