@@ -370,23 +370,7 @@ func TestComparePrometheusUnreachable(t *testing.T) {
 func TestCompareAgentEndToEnd(t *testing.T) {
 	fast, fastWaits := labServer(t)
 	slow, slowWaits := labServer(t)
-	dir := t.TempDir()
-	samples := filepath.Join(dir, "samples.jsonl")
-	cfg := filepath.Join(dir, "edgeprobe.yml")
-	config := fmt.Sprintf(`location: lab
-defaults: {interval: 100ms, timeout: 100ms}
-targets:
-  - name: site
-    url: %s
-    roles:
-      cdn: {}
-      origin: {url: %s}
-exporters:
-  jsonl: {path: %s}
-`, strconv.Quote(fast.URL()+"/?fb=10ms"), strconv.Quote(slow.URL()+"/?fb=40ms"), strconv.Quote(samples))
-	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, samples := twoWaysConfig(t, "100ms", "100ms", fast.URL()+"/?fb=10ms", slow.URL()+"/?fb=40ms")
 	// Cancel (not a deadline): Run takes a cancel as a normal shutdown.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer time.AfterFunc(4*time.Second, cancel).Stop()
@@ -454,23 +438,7 @@ func TestComparePrometheusEndToEnd(t *testing.T) {
 	}
 	fast, _ := labServer(t)
 	slow, _ := labServer(t)
-	dir := t.TempDir()
-	samples := filepath.Join(dir, "samples.jsonl")
-	cfg := filepath.Join(dir, "edgeprobe.yml")
-	config := fmt.Sprintf(`location: lab
-defaults: {interval: 250ms, timeout: 200ms}
-targets:
-  - name: site
-    url: %s
-    roles:
-      cdn: {}
-      origin: {url: %s}
-exporters:
-  jsonl: {path: %s}
-`, strconv.Quote(fast.URL()+"/?fb=10ms"), strconv.Quote(slow.URL()+"/?fb=60ms"), strconv.Quote(samples))
-	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, samples := twoWaysConfig(t, "250ms", "200ms", fast.URL()+"/?fb=10ms", slow.URL()+"/?fb=60ms")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
@@ -599,7 +567,7 @@ exporters:
 	}
 
 	// The table marks the rows approximate; the HTML report draws them.
-	report := filepath.Join(dir, "report.html")
+	report := filepath.Join(filepath.Dir(samples), "report.html")
 	r := runProbe(t, nil, "compare", "--prometheus", native, "--a", "role=origin", "--b", "role=cdn", "--during", during, "--html", report)
 	if r.code != 0 || !strings.Contains(r.stdout, "≈") || !strings.Contains(r.stdout, "faster") {
 		t.Errorf("table: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -742,4 +710,29 @@ func TestCompareAWSSourcesMoto(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "--cloudwatch: no AWS region") {
 		t.Errorf("--cloudwatch without a region: exit %d: %s", r.code, r.stderr)
 	}
+}
+
+// twoWaysConfig writes an agent config with one target "site" whose cdn
+// way is cdnURL and origin way originURL, samples to a JSONL file; it
+// returns the config's and the samples' paths.
+func twoWaysConfig(t *testing.T, interval, timeout, cdnURL, originURL string) (cfg, samples string) {
+	t.Helper()
+	dir := t.TempDir()
+	samples = filepath.Join(dir, "samples.jsonl")
+	cfg = filepath.Join(dir, "edgeprobe.yml")
+	config := fmt.Sprintf(`location: lab
+defaults: {interval: %s, timeout: %s}
+targets:
+  - name: site
+    url: %s
+    roles:
+      cdn: {}
+      origin: {url: %s}
+exporters:
+  jsonl: {path: %s}
+`, interval, timeout, strconv.Quote(cdnURL), strconv.Quote(originURL), strconv.Quote(samples))
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, samples
 }
