@@ -44,7 +44,7 @@ const (
 	siteURL         = "https://" + siteHost + "/" + pageArgs
 	originTo        = albHost + ":443"                                      // the origin role's connect_to
 	backbone        = 3 * time.Millisecond                                  // edge ↔ origin, one way
-	window          = 16 * time.Second                                      // how long the agents probe
+	window          = 24 * time.Second                                      // how long the agents probe
 	peerRuns        = 8                                                     // curl and blackbox probes per location and role
 	peerWindow      = 15 * time.Second                                      // at most, for all of them
 	tolerate        = time.Millisecond                                      // |median − truth| allowed per phase
@@ -476,7 +476,7 @@ func checkBase(l *location, probeBin, caFile, jsonl string) error {
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), window)
 	defer cancel()
-	cmd := l.host.NS.Command(ctx, probeBin, "check", "--count", "40", "--interval", "300ms", "--format", "jsonl",
+	cmd := l.host.NS.Command(ctx, probeBin, "check", "--count", "60", "--interval", "300ms", "--format", "jsonl",
 		"--location", l.name, "--ca-file", caFile, "--dns-server", dnsIP+":53", "--ip-version", "ip4",
 		"--connect-to", originTo, siteURL)
 	cmd.Stdout = f
