@@ -117,8 +117,11 @@ func BenchmarkProbeCost(b *testing.B) {
 		url  string
 		opts httptrace.Options
 	}{
-		{"https-h1", httpsURL, httptrace.Options{RootCAs: pool, DisableHTTP2: true}},
-		{"https-h2", httpsURL, httptrace.Options{RootCAs: pool}},
+		// As the agent probes: chains verified once are remembered.
+		{"https-h1", httpsURL, httptrace.Options{RootCAs: pool, VerifiedChains: &httptrace.VerifiedChains{}, DisableHTTP2: true}},
+		{"https-h2", httpsURL, httptrace.Options{RootCAs: pool, VerifiedChains: &httptrace.VerifiedChains{}}},
+		// Every chain verified in full, as a one-off `probe check` does.
+		{"https-h2-full-verify", httpsURL, httptrace.Options{RootCAs: pool}},
 		{"http", httpURL, httptrace.Options{}},
 	}
 	for _, c := range cases {

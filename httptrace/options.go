@@ -53,7 +53,10 @@ type Options struct {
 
 	RootCAs            *x509.CertPool // nil means the system roots
 	InsecureSkipVerify bool           // reported in Result.TLS
-	DisableHTTP2       bool           // offer only http/1.1 in ALPN
+	// VerifiedChains, if set, remembers chains that verified against
+	// RootCAs; share one per pool. Nil verifies every chain in full.
+	VerifiedChains *VerifiedChains
+	DisableHTTP2   bool // offer only http/1.1 in ALPN
 
 	Timeout      time.Duration // whole probe (all hops); default DefaultTimeout
 	BodyLimit    int64         // bytes read before the probe fails; default DefaultBodyLimit

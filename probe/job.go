@@ -74,6 +74,7 @@ func (j *Job) Equal(o *Job) bool {
 	a, b := *j, *o
 	poolA, poolB := a.Options.RootCAs, b.Options.RootCAs
 	a.Options.RootCAs, b.Options.RootCAs = nil, nil
+	a.Options.VerifiedChains, b.Options.VerifiedChains = nil, nil
 	a.Expect, b.Expect = Expectations{}, Expectations{}
 	a.Paused, b.Paused = nil, nil
 	if !reflect.DeepEqual(a, b) || !j.Expect.equal(o.Expect) {
@@ -103,12 +104,12 @@ func (e Expectations) equal(o Expectations) bool {
 // valid; one built in code gets the same defaults, and an error for what
 // cannot be compiled (regexes, CA files).
 func (c *Config) Jobs() ([]*Job, error) {
-	pools := map[string]*x509.CertPool{}
+	roots := map[string]trust{"": {verified: &httptrace.VerifiedChains{}}}
 	var jobs []*Job
 	var errs []error
 	for i := range c.Targets {
 		t := &c.Targets[i]
-		base, err := c.targetJob(t, pools)
+		base, err := c.targetJob(t, roots)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, err))
 			continue
@@ -128,8 +129,16 @@ func (c *Config) Jobs() ([]*Job, error) {
 	return jobs, nil
 }
 
-// targetJob builds what a target's roles share.
-func (c *Config) targetJob(t *Target, pools map[string]*x509.CertPool) (*Job, error) {
+// trust is a root pool (nil: the system's) with its memory of verified
+// chains, shared by the jobs that trust it.
+type trust struct {
+	pool     *x509.CertPool
+	verified *httptrace.VerifiedChains
+}
+
+// targetJob builds what a target's roles share; roots holds the trusts
+// made so far by CA file ("" for the system roots).
+func (c *Config) targetJob(t *Target, roots map[string]trust) (*Job, error) {
 	interval, timeout := t.Interval.D(), t.Timeout.D()
 	if interval <= 0 {
 		interval = c.Defaults.Interval.D()
@@ -173,20 +182,20 @@ func (c *Config) targetJob(t *Target, pools map[string]*x509.CertPool) (*Job, er
 	o.Reuse = t.KeepAlive
 	o.Conditional = t.Conditional
 	o.ServerTiming = t.ServerTiming
-	if t.CAFile != "" {
-		file := t.CAFile
-		if !filepath.IsAbs(file) && c.Path != "" {
-			file = filepath.Join(filepath.Dir(c.Path), file)
-		}
-		pool, ok := pools[file]
-		if !ok {
-			if pool, err = httptrace.LoadCAFile(file); err != nil {
-				return nil, fmt.Errorf("ca_file: %w", err)
-			}
-			pools[file] = pool
-		}
-		o.RootCAs = pool
+	file := t.CAFile
+	if file != "" && !filepath.IsAbs(file) && c.Path != "" {
+		file = filepath.Join(filepath.Dir(c.Path), file)
 	}
+	tr, ok := roots[file]
+	if !ok {
+		pool, err := httptrace.LoadCAFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		tr = trust{pool: pool, verified: &httptrace.VerifiedChains{}}
+		roots[file] = tr
+	}
+	o.RootCAs, o.VerifiedChains = tr.pool, tr.verified
 	return j, nil
 }
 

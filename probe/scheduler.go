@@ -117,14 +117,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer cancelProbes()
 	var table timetable
 	flags := map[string]*runningFlag{}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	wake := newAlarm()
+	defer wake.Stop()
 	for {
-		wait := time.Hour
 		if len(table) > 0 {
-			wait = time.Until(table[0].next)
+			wake.Set(table[0].next)
+		} else {
+			wake.Set(time.Now().Add(time.Hour))
 		}
-		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			s.drain(cancelProbes)
@@ -142,7 +142,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				}
 				heap.Init(&table)
 			}
-		case <-timer.C:
+		case <-wake.C():
 			now := time.Now()
 			for len(table) > 0 && !table[0].next.After(now) {
 				e := table[0]
