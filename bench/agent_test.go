@@ -60,6 +60,7 @@ const (
 	envPprof         = "EDGEPROBE_BENCH_PPROF"
 	envProbeBin      = "EDGEPROBE_BENCH_PROBE_BIN"
 	envGodebug       = "EDGEPROBE_BENCH_GODEBUG"
+	envDecompose     = "EDGEPROBE_BENCH_DECOMPOSE"
 	defaultScenarios = "1000@10s/60s,5000@60s/120s"
 	shortScenarios   = "200@2s/10s"
 	maxProbeTimeout  = 5 * time.Second
@@ -81,6 +82,9 @@ const (
 //
 //	go test -run '^$' -bench Agent -benchtime 1x -timeout 30m -v ./bench
 func BenchmarkAgent(b *testing.B) {
+	// measureWakeFloor holds a P in clock_nanosleep for whole windows; one
+	// more keeps this process's DNS server as quick as before.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.NumCPU() + 1))
 	env := newAgentEnv(b)
 	b.Logf("%s", env.header)
 	var runs []*toolRun // edgeprobe's, across scenarios
@@ -414,6 +418,7 @@ type toolRun struct {
 	marginalInuse       float64
 	marginalRSS         float64
 	jitter, helloJitter jitterStats
+	floor               wakeFloor // the machine's own wake-up lateness in the window
 	even                evenStats
 	protos              map[string]int
 	scrape              time.Duration // median of scrapesTimed full scrapes
@@ -618,11 +623,19 @@ func (e *agentEnv) runEdgeprobe(b *testing.B, sc scenario) *toolRun {
 		fmt.Fprintf(&cfg, "  - name: t%d\n    url: %s\n    ca_file: %q\n", i, e.targetURL(i), e.caFile)
 	}
 	fmt.Fprintf(&cfg, "exporters:\n  prometheus:\n    listen: %q\n", listen)
+	samplesFile := filepath.Join(dir, "samples.jsonl")
+	decompose := os.Getenv(envDecompose) == "1"
+	if decompose { // costs the JSONL sink's CPU: figures of such a run are marked
+		fmt.Fprintf(&cfg, "  jsonl:\n    path: %q\n", samplesFile)
+	}
 	cfgFile := filepath.Join(dir, "gen.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	tool := "edgeprobe"
+	if decompose {
+		tool += " (+JSONL)"
+	}
 	args := []string{"run", "--config", cfgFile, "--log-level", "warn"}
 	var pprofAddr string
 	if e.pprofDir != "" {
@@ -653,12 +666,12 @@ func (e *agentEnv) runEdgeprobe(b *testing.B, sc scenario) *toolRun {
 		}()
 	}
 	cpu0 := p.cpu(b)
-	sleepUntil(t1)
+	floor := measureWakeFloor(t1)
 	cpu1 := p.cpu(b)
 	if !p.alive() {
 		b.Fatalf("edgeprobe exited during the window\n%s", p.tail())
 	}
-	r := &toolRun{tool: tool, n: sc.n, interval: sc.interval, window: sc.window, cpu: cpu1 - cpu0, rss: p.rss(b), heapLive: p.liveHeap(t0, t1)}
+	r := &toolRun{tool: tool, n: sc.n, interval: sc.interval, window: sc.window, cpu: cpu1 - cpu0, rss: p.rss(b), heapLive: p.liveHeap(t0, t1), floor: floor}
 	if profile != nil {
 		if err := <-profile; err != nil {
 			b.Errorf("pprof: %v", err)
@@ -717,7 +730,10 @@ func (e *agentEnv) runEdgeprobe(b *testing.B, sc scenario) *toolRun {
 	r.scrape = median(times)
 	p.stop()
 
-	e.serverFigures(b, r, t0, t1)
+	hellos := e.serverFigures(b, r, t0, t1)
+	if decompose {
+		r.note += "\n\n" + decomposeJitter(b, samplesFile, hellos, sc.interval, t0, t1)
+	}
 	if r.requests < r.probes*99/100 {
 		b.Errorf("edgeprobe: %d connections but %d requests in the window: probes fail\n%s", r.probes, r.requests, p.tail())
 	}
@@ -800,13 +816,13 @@ scrape_configs:
 	warm := time.Since(runStart)
 	sleepUntil(t0)
 	bc0, pc0 := bp.cpu(b), pp.cpu(b)
-	sleepUntil(t1)
+	floor := measureWakeFloor(t1)
 	bc1, pc1 := bp.cpu(b), pp.cpu(b)
 	if !bp.alive() || !pp.alive() {
 		b.Fatalf("blackbox or prometheus exited during the window\n%s\n%s", bp.tail(), pp.tail())
 	}
 	bb = &toolRun{tool: "blackbox exporter", n: sc.n, interval: sc.interval, window: sc.window, cpu: bc1 - bc0,
-		rss: bp.rss(b), heapLive: bp.liveHeap(t0, t1), failed: -1}
+		rss: bp.rss(b), heapLive: bp.liveHeap(t0, t1), failed: -1, floor: floor}
 	prom = &toolRun{tool: "prometheus (driving blackbox)", n: sc.n, interval: sc.interval, window: sc.window, cpu: pc1 - pc0,
 		rss: pp.rss(b), heapLive: -1, failed: -1, cpuOnly: true}
 	if body, _, err := scrape(client, "http://"+bbAddr+"/metrics", ""); err == nil {
@@ -965,7 +981,9 @@ type helloStamp struct {
 	Hello  int64  `json:"hello"`  // Unix ns, when the ClientHello arrived
 }
 
-func (e *agentEnv) serverFigures(b *testing.B, r *toolRun, t0, t1 time.Time) {
+// serverFigures fills r with what the server saw in [t0, t1) and returns
+// its ClientHello stamps.
+func (e *agentEnv) serverFigures(b *testing.B, r *toolRun, t0, t1 time.Time) []helloStamp {
 	b.Helper()
 	u := fmt.Sprintf("%s/stamps?from=%d&to=%d", e.control, t0.UnixNano(), t1.UnixNano())
 	resp, err := http.Get(u)
@@ -984,6 +1002,7 @@ func (e *agentEnv) serverFigures(b *testing.B, r *toolRun, t0, t1 time.Time) {
 	if want := float64(r.n) / r.interval.Seconds() * r.window.Seconds(); float64(r.probes) < 0.97*want {
 		b.Errorf("%s: the server saw %d probes in the window, want about %.0f", r.tool, r.probes, want)
 	}
+	return rep.Hellos
 }
 
 // jitterStats: |interval between a target's consecutive stamps − the
@@ -1068,8 +1087,8 @@ func optional(ok bool, v float64, format string) string {
 
 func markdownTable(rows []*toolRun) string {
 	var sb strings.Builder
-	sb.WriteString("| tool | probes | failed | CPU-s / 1000 probes | heap live MiB | heap in use MiB | RSS MiB | marginal B/target (heap live / in use / RSS) | jitter p50 / p99 / max ms (accept) | jitter p99 ms (ClientHello) | req/s min / mean / max | idle s | CV | scrape ms (CPU ms, KiB, series) | protocol |\n")
-	sb.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	sb.WriteString("| tool | probes | failed | CPU-s / 1000 probes | heap live MiB | heap in use MiB | RSS MiB | marginal B/target (heap live / in use / RSS) | jitter p50 / p99 / max ms (accept) | jitter p99 ms (ClientHello) | machine wake lateness p50 / p99 / max ms (steal) | req/s min / mean / max | idle s | CV | scrape ms (CPU ms, KiB, series) | protocol |\n")
+	sb.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range rows {
 		fmt.Fprintf(&sb, "| %s | %d | %s | %.2f | %s | %s | %.1f | ",
 			r.tool, r.probes, optional(r.failed >= 0, float64(r.failed), "%.0f"), r.cpuPer1000(),
@@ -1081,11 +1100,11 @@ func markdownTable(rows []*toolRun) string {
 			sb.WriteString("– | ")
 		}
 		if r.cpuOnly {
-			sb.WriteString("– | – | – | – | – | – | – |\n")
+			sb.WriteString("– | – | – | – | – | – | – | – |\n")
 			continue
 		}
-		fmt.Fprintf(&sb, "%.3f / %.3f / %.1f | %.3f | %d / %.1f / %d | %d | %.3f | ",
-			msf(r.jitter.p50), msf(r.jitter.p99), msf(r.jitter.max), msf(r.helloJitter.p99),
+		fmt.Fprintf(&sb, "%.3f / %.3f / %.1f | %.3f | %s | %d / %.1f / %d | %d | %.3f | ",
+			msf(r.jitter.p50), msf(r.jitter.p99), msf(r.jitter.max), msf(r.helloJitter.p99), r.floor,
 			r.even.min, r.even.mean, r.even.max, r.even.idle, r.even.cv)
 		if r.scrape > 0 {
 			fmt.Fprintf(&sb, "%.1f (%.0f, %d, %d) | ", msf(r.scrape), msf(r.scrapeCPU), r.scrapeBytes>>10, r.scrapeSeries)

@@ -2,37 +2,24 @@ package probe
 
 import "time"
 
-// An alarm wakes the scheduler at an instant of the wall clock. Its channel
-// receives after the instant set last; a receive may also come early (an
-// older setting that had already expired), so the scheduler checks the
-// time itself after every wake-up.
+// An alarm wakes the scheduler at an instant of the wall clock, more
+// punctually than a runtime timer when the process is idle: the runtime
+// sleeps in the poller with millisecond timeouts (epoll), so an idle agent
+// woke up to a millisecond late. Under load the runtime's timers are the
+// prompter ones (they are checked at every goroutine switch), so the
+// scheduler waits for whichever rings first. C receives after the instant
+// set last; it may also receive early (an older setting that had expired
+// already), so the scheduler checks the time after every wake-up.
 type alarm interface {
 	C() <-chan struct{}
 	Set(at time.Time)
 	Stop()
 }
 
-// timerAlarm is the portable alarm: a runtime timer. Where the runtime
-// sleeps in the poller with millisecond timeouts (Linux epoll), it wakes up
-// to a millisecond late when the process is idle.
-type timerAlarm struct {
-	t  *time.Timer
-	ch chan struct{}
-}
+// noAlarm never rings: where there is no precise alarm, the runtime timer
+// alone wakes the scheduler.
+type noAlarm struct{}
 
-func newTimerAlarm() *timerAlarm {
-	a := &timerAlarm{ch: make(chan struct{}, 1)}
-	a.t = time.AfterFunc(time.Hour, a.ring)
-	return a
-}
-
-func (a *timerAlarm) ring() {
-	select {
-	case a.ch <- struct{}{}:
-	default:
-	}
-}
-
-func (a *timerAlarm) C() <-chan struct{} { return a.ch }
-func (a *timerAlarm) Set(at time.Time)   { a.t.Reset(time.Until(at)) }
-func (a *timerAlarm) Stop()              { a.t.Stop() }
+func (noAlarm) C() <-chan struct{} { return nil }
+func (noAlarm) Set(time.Time)      {}
+func (noAlarm) Stop()              {}

@@ -10,22 +10,19 @@ import (
 )
 
 // fdAlarm is a timerfd read through the runtime's poller: the kernel makes
-// the descriptor readable at the instant (microseconds late, not the
-// millisecond that epoll's timeout granularity costs a runtime timer), so
-// a probe's connection leaves when it is due. Measured: the interval
-// jitter a server sees is the product's figure of merit (docs/bench-agent).
+// the descriptor readable at the instant, microseconds late where a
+// runtime timer of an idle process is up to a millisecond late.
 type fdAlarm struct {
 	f  *os.File
 	fd int
 	ch chan struct{}
 }
 
-// newAlarm returns the precise alarm, or the portable one if the kernel
-// refuses a timerfd.
+// newAlarm returns a timerfd alarm, or none if the kernel refuses one.
 func newAlarm() alarm {
 	a, err := newFDAlarm()
 	if err != nil {
-		return newTimerAlarm()
+		return noAlarm{}
 	}
 	return a
 }

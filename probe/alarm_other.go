@@ -2,4 +2,4 @@
 
 package probe
 
-func newAlarm() alarm { return newTimerAlarm() }
+func newAlarm() alarm { return noAlarm{} }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package probe
 
 import (
@@ -6,10 +8,7 @@ import (
 )
 
 func alarms() map[string]func() alarm {
-	return map[string]func() alarm{
-		"default": newAlarm,
-		"timer":   func() alarm { return newTimerAlarm() },
-	}
+	return map[string]func() alarm{"precise": newAlarm}
 }
 
 func TestAlarmRingsAtTheInstantSetLast(t *testing.T) {

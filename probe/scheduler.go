@@ -117,14 +117,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer cancelProbes()
 	var table timetable
 	flags := map[string]*runningFlag{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	wake := newAlarm()
 	defer wake.Stop()
 	for {
+		next := time.Now().Add(time.Hour)
 		if len(table) > 0 {
-			wake.Set(table[0].next)
-		} else {
-			wake.Set(time.Now().Add(time.Hour))
+			next = table[0].next
 		}
+		timer.Reset(time.Until(next))
+		wake.Set(next)
 		select {
 		case <-ctx.Done():
 			s.drain(cancelProbes)
@@ -142,15 +145,23 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				}
 				heap.Init(&table)
 			}
+		case <-timer.C:
+			s.fireDue(probeCtx, &table)
 		case <-wake.C():
-			now := time.Now()
-			for len(table) > 0 && !table[0].next.After(now) {
-				e := table[0]
-				s.fire(probeCtx, e, now)
-				e.next = nextSlot(e.job, now)
-				heap.Fix(&table, 0)
-			}
+			s.fireDue(probeCtx, &table)
 		}
+	}
+}
+
+// fireDue fires every entry whose instant has come and moves it to its
+// next slot.
+func (s *Scheduler) fireDue(ctx context.Context, table *timetable) {
+	now := time.Now()
+	for len(*table) > 0 && !(*table)[0].next.After(now) {
+		e := (*table)[0]
+		s.fire(ctx, e, now)
+		e.next = nextSlot(e.job, now)
+		heap.Fix(table, 0)
 	}
 }
 
