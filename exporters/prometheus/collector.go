@@ -2,8 +2,10 @@ package promexp
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +42,21 @@ type collector struct {
 	descs  [numFamilies]*prometheus.Desc
 	bounds [numBuckets]float64 // the classic buckets' upper bounds point here
 
+	// constLP are the constant labels, sorted by name. The collector adds
+	// them itself rather than through a wrapping registerer, whose Collect
+	// would hide the caller's channel from skip.
+	constLP []*dto.LabelPair
+	// text is what the text encoder (text.go) needs of each family, order
+	// the families in the order of their names.
+	text  [numFamilies]familyText
+	order [numFamilies]int
+
+	// skip holds the channels Collect sends nothing to, and whether it was
+	// called with them: the metrics handler collects the registry's other
+	// metrics through one and writes this collector's families itself.
+	skipMu sync.Mutex
+	skip   map[chan<- prometheus.Metric]bool
+
 	// Label names and the enumerated label values; never changed after
 	// newCollector, so every scrape's label pairs may point to them.
 	n          labelNames
@@ -74,8 +91,11 @@ type enumRanks struct {
 	upstream [len(upstreamPhases)]int
 }
 
-func newCollector(e *Exporter) *collector {
-	c := &collector{e: e, bounds: bucketBounds}
+func newCollector(e *Exporter, constLabels map[string]string) *collector {
+	c := &collector{e: e, bounds: bucketBounds, skip: map[chan<- prometheus.Metric]bool{}}
+	for _, name := range slices.Sorted(maps.Keys(constLabels)) {
+		c.constLP = append(c.constLP, &dto.LabelPair{Name: new(name), Value: new(constLabels[name])})
+	}
 	c.n = labelNames{
 		target: lTarget, role: lRole, location: lLocation, address: lAddress, phase: "phase", result: "result",
 		cache: "cache", pop: "pop", httpVersion: "http_version", tlsVersion: "tls_version", ipFamily: "ip_family", cdn: "cdn",
@@ -108,7 +128,8 @@ func newCollector(e *Exporter) *collector {
 		return append(append([]string(nil), base...), extra...)
 	}
 	desc := func(f int, name, help string, labels []string) {
-		c.descs[f] = prometheus.NewDesc(name, help, labels, nil)
+		c.descs[f] = prometheus.NewDesc(name, help, labels, constLabels)
+		c.text[f] = newFamilyText(f, name, help, labels, constLabels)
 	}
 	desc(fPhase, "edgeprobe_phase_duration_seconds",
 		"Duration of one phase of a probe on a new connection (dns, connect, tls, ttfb, transfer, total, first_byte). "+
@@ -145,6 +166,10 @@ func newCollector(e *Exporter) *collector {
 	desc(fUpstream, "edgeprobe_upstream_duration_seconds",
 		"The CDN edge's own timings towards the origin from CloudFront Server-Timing, by phase (dns, connect, first_byte, downstream_first_byte); observed when present and not zero.",
 		with(job, "phase"))
+	for i := range c.order {
+		c.order[i] = i
+	}
+	slices.SortFunc(c.order[:], func(a, b int) int { return strings.Compare(c.text[a].name, c.text[b].name) })
 	return c
 }
 
@@ -164,16 +189,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // location, role and target, and within one address and location, one
 // phase (or result) after the other.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	if c.skipped(ch) {
+		return
+	}
 	all, jobs := c.e.snapshot()
 	now := c.e.now()
-	slices.SortFunc(all, func(a, b *series) int {
-		return cmp.Or(strings.Compare(a.key.address, b.key.address), strings.Compare(a.key.location, b.key.location),
-			strings.Compare(a.key.role, b.key.role), strings.Compare(a.key.target, b.key.target))
-	})
-	slices.SortFunc(jobs, func(a, b *job) int {
-		return cmp.Or(strings.Compare(a.key.location, b.key.location),
-			strings.Compare(a.key.role, b.key.role), strings.Compare(a.key.target, b.key.target))
-	})
+	sortSeries(all)
+	sortJobs(jobs)
 	var out emitter
 	for len(all) > 0 {
 		n := 1
@@ -205,6 +227,51 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		out.flush(ch)
 		jobs = jobs[n:]
 	}
+}
+
+// skipFor makes Collect(ch) send nothing until unskip(ch).
+func (c *collector) skipFor(ch chan<- prometheus.Metric) {
+	c.skipMu.Lock()
+	c.skip[ch] = false
+	c.skipMu.Unlock()
+}
+
+// unskip ends skipFor(ch) and says whether Collect was called with ch
+// meanwhile, that is, whether the collector is in what was collected.
+func (c *collector) unskip(ch chan<- prometheus.Metric) bool {
+	c.skipMu.Lock()
+	defer c.skipMu.Unlock()
+	called := c.skip[ch]
+	delete(c.skip, ch)
+	return called
+}
+
+func (c *collector) skipped(ch chan<- prometheus.Metric) bool {
+	c.skipMu.Lock()
+	defer c.skipMu.Unlock()
+	if _, ok := c.skip[ch]; ok {
+		c.skip[ch] = true
+		return true
+	}
+	return false
+}
+
+// sortSeries sorts series by address, location, role and target, the
+// registry's order of their metrics; a family's own label (phase, result)
+// sorts between location and role, which callers handle by grouping.
+func sortSeries(all []*series) {
+	slices.SortFunc(all, func(a, b *series) int {
+		return cmp.Or(strings.Compare(a.key.address, b.key.address), strings.Compare(a.key.location, b.key.location),
+			strings.Compare(a.key.role, b.key.role), strings.Compare(a.key.target, b.key.target))
+	})
+}
+
+// sortJobs sorts jobs by location, role and target.
+func sortJobs(jobs []*job) {
+	slices.SortFunc(jobs, func(a, b *job) int {
+		return cmp.Or(strings.Compare(a.key.location, b.key.location),
+			strings.Compare(a.key.role, b.key.role), strings.Compare(a.key.target, b.key.target))
+	})
 }
 
 // emitter holds the metrics of one group of series (or jobs) in lists that,
@@ -391,12 +458,30 @@ func (m *metric) Write(out *dto.Metric) error {
 	return nil
 }
 
-// init sets desc and labels. The label slice has no spare capacity, so a
-// wrapping registerer that appends constant labels copies it.
-func (m *metric) init(desc *prometheus.Desc, lps []*dto.LabelPair) {
+// init sets desc and labels: lps (sorted by name) merged with the
+// constant labels. The label slice has no spare capacity, so a wrapping
+// registerer that appends constant labels copies it.
+func (m *metric) init(desc *prometheus.Desc, lps, constLP []*dto.LabelPair) {
 	m.desc = desc
-	n := copy(m.store[:], lps)
-	m.labels = m.store[:n:n]
+	if len(constLP) == 0 {
+		n := copy(m.store[:], lps)
+		m.labels = m.store[:n:n]
+		return
+	}
+	var labels []*dto.LabelPair
+	if n := len(lps) + len(constLP); n <= len(m.store) {
+		labels = m.store[:0:n]
+	} else {
+		labels = make([]*dto.LabelPair, 0, n)
+	}
+	for len(lps) > 0 || len(constLP) > 0 {
+		if len(constLP) == 0 || len(lps) > 0 && lps[0].GetName() < constLP[0].GetName() {
+			labels, lps = append(labels, lps[0]), lps[1:]
+		} else {
+			labels, constLP = append(labels, constLP[0]), constLP[1:]
+		}
+	}
+	m.labels = labels
 }
 
 type counterMetric struct {
@@ -437,7 +522,7 @@ func (c *collector) counter(f int, ctr *counter, lps ...*dto.LabelPair) *counter
 }
 
 func (c *collector) fillCounter(m *counterMetric, f int, ctr *counter, lps ...*dto.LabelPair) {
-	m.init(c.descs[f], lps)
+	m.init(c.descs[f], lps, c.constLP)
 	m.value = float64(ctr.n)
 	m.created.Seconds, m.created.Nanos = ctr.created/1e9, int32(ctr.created%1e9)
 	m.c.Value, m.c.CreatedTimestamp = &m.value, &m.created
@@ -451,7 +536,7 @@ func (c *collector) gauge(f int, v float64, lps ...*dto.LabelPair) *gaugeMetric 
 }
 
 func (c *collector) fillGauge(m *gaugeMetric, f int, v float64, lps ...*dto.LabelPair) {
-	m.init(c.descs[f], lps)
+	m.init(c.descs[f], lps, c.constLP)
 	m.value = v
 	m.g.Value = &m.value
 	m.gauge = &m.g
@@ -460,7 +545,7 @@ func (c *collector) fillGauge(m *gaugeMetric, f int, v float64, lps ...*dto.Labe
 func (c *collector) histogram(f int, h *hist, now time.Time, lps ...*dto.LabelPair) *histMetric {
 	h.maybeDueReset(now)
 	m := new(histMetric)
-	m.init(c.descs[f], lps)
+	m.init(c.descs[f], lps, c.constLP)
 	h.fill(m, &c.bounds)
 	m.hist = &m.h
 	return m

@@ -149,11 +149,8 @@ var _ probe.Sink = (*Exporter)(nil)
 // registered there, as prometheus.MustRegister does: one Exporter per
 // registry, kept across config reloads (see Forget).
 func New(reg prometheus.Registerer, constLabels map[string]string) *Exporter {
-	if len(constLabels) > 0 {
-		reg = prometheus.WrapRegistererWith(constLabels, reg)
-	}
 	e := &Exporter{now: time.Now, series: map[seriesKey]*series{}, jobs: map[jobKey]*job{}}
-	e.c = newCollector(e)
+	e.c = newCollector(e, constLabels)
 	version, revision, goVersion := buildInfo()
 	e.buildInfo = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "edgeprobe_build_info",
@@ -161,7 +158,12 @@ func New(reg prometheus.Registerer, constLabels map[string]string) *Exporter {
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
 	})
 	e.buildInfo.Set(1)
-	reg.MustRegister(e.c, e.buildInfo)
+	// The collector adds the constant labels itself (see collector.constLP).
+	reg.MustRegister(e.c)
+	if len(constLabels) > 0 {
+		reg = prometheus.WrapRegistererWith(constLabels, reg)
+	}
+	reg.MustRegister(e.buildInfo)
 	return e
 }
 

@@ -24,7 +24,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if n := os.Getenv(benchServerEnv); n != "" {
+		os.Exit(runBenchServer(n))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func newTestExporter(t *testing.T) (*prometheus.Registry, *Exporter) {
 	t.Helper()

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/edgeprobe/edgeprobe/probe"
@@ -46,7 +45,9 @@ type Server struct {
 
 // NewServer builds the server. gatherer is what /metrics exposes (the
 // caller registers process and Go collectors on it if it wants them);
-// status, if not nil, feeds the status page. TLS and basic auth come from
+// status, if not nil, feeds the status page, and when gatherer is the
+// registry status was registered on, /metrics writes status's families
+// in the text formats itself (handler.go). TLS and basic auth come from
 // cfg.WebConfig, an exporter-toolkit web config file.
 func NewServer(cfg probe.PrometheusConfig, gatherer prometheus.Gatherer, status *Exporter, logger *slog.Logger) *Server {
 	if cfg.Listen == "" {
@@ -56,15 +57,7 @@ func NewServer(cfg probe.PrometheusConfig, gatherer prometheus.Gatherer, status 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, logger: logger, mux: http.NewServeMux()}
-	s.mux.Handle("GET "+metricsPath, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
-		// OpenMetrics carries exemplars; Prometheus asks for protobuf when
-		// it ingests native histograms, which the handler also serves.
-		EnableOpenMetrics:   true,
-		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 4,
-		Timeout:             30 * time.Second,
-	}))
+	s.mux.Handle("GET "+metricsPath, newMetricsHandler(gatherer, status, slog.NewLogLogger(logger.Handler(), slog.LevelError)))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
