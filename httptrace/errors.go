@@ -39,7 +39,9 @@ func (m *marks) doing() string {
 	switch {
 	case m.wrote.IsZero():
 		return "sending the request"
-	case m.firstByte.IsZero():
+	case m.firstByte.IsZero() || !m.gotHeaders:
+		// A byte may have come as the request failed (a server answering
+		// the client's close): without whole headers it is still ttfb.
 		return "waiting for the first byte (ttfb)"
 	}
 	return "reading the body (transfer)"

@@ -191,6 +191,7 @@ type marks struct {
 	lastField, wroteHeaders time.Time // the last header field encoded; the headers written
 	wrote, firstByte, end   time.Time
 	start, stop             time.Time // the hop's RoundTrip start and its end (or failure)
+	gotHeaders              bool      // RoundTrip returned a response
 	dnsErr, connErr, tlsErr error
 	conn                    net.Conn // the raw TCP connection, to bound it by the deadline
 	remote                  netip.AddrPort
@@ -299,6 +300,7 @@ func (h *hop) do(ctx context.Context, method string, u *url.URL, body []byte, co
 		return out
 	}
 	defer resp.Body.Close()
+	h.update(func(m *marks) { m.gotHeaders = true })
 	out.status, out.proto, out.header = resp.StatusCode, resp.Proto, resp.Header
 	out.tls = tlsInfo(resp.TLS, opts.InsecureSkipVerify)
 	out.cookies = resp.Cookies()
@@ -519,7 +521,11 @@ func (h *hop) resolve(ctx context.Context, host string, site bool) ([]netip.Addr
 
 // LookupAddrs resolves host as a probe with opts would: through
 // opts.DNSServer (or the system's resolver), asking for the families of
-// opts.IPVersion, in its order of preference.
+// opts.IPVersion, in its order of preference. A named server with a
+// family policy is asked directly (lookupAt: one exchange, fewer
+// goroutines and hand-offs between the probe's start and its connect);
+// both families in the resolver's order (RFC 6724, which depends on the
+// host's own addresses) are the Go resolver's job.
 func LookupAddrs(ctx context.Context, host string, opts Options) ([]netip.Addr, error) {
 	network := "ip"
 	switch opts.IPVersion {
@@ -528,7 +534,13 @@ func LookupAddrs(ctx context.Context, host string, opts Options) ([]netip.Addr, 
 	case IPv6Only:
 		network = "ip6"
 	}
-	ips, err := resolver(opts.DNSServer).LookupNetIP(ctx, network, host)
+	var ips []netip.Addr
+	var err error
+	if opts.DNSServer != "" && opts.IPVersion != IPAny {
+		ips, err = lookupAt(ctx, opts.DNSServer, host, network)
+	} else {
+		ips, err = resolver(opts.DNSServer).LookupNetIP(ctx, network, host)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lookup %s: %w", host, err)
 	}
