@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -61,6 +62,7 @@ const (
 	envProbeBin      = "EDGEPROBE_BENCH_PROBE_BIN"
 	envGodebug       = "EDGEPROBE_BENCH_GODEBUG"
 	envDecompose     = "EDGEPROBE_BENCH_DECOMPOSE"
+	envConnectTo     = "EDGEPROBE_BENCH_CONNECT_TO"
 	defaultScenarios = "1000@10s/60s,5000@60s/120s"
 	shortScenarios   = "200@2s/10s"
 	maxProbeTimeout  = 5 * time.Second
@@ -106,6 +108,7 @@ func BenchmarkAgent(b *testing.B) {
 				}
 				b.ReportMetric(ep.marginalRSS, "rss-B/target")
 				b.ReportMetric(msf(ep.jitter.p99), "jitter-p99-ms")
+				b.ReportMetric(msf(ep.synJitter.p99), "syn-jitter-p99-ms")
 				b.ReportMetric(msf(ep.scrape), "scrape-ms")
 				b.ReportMetric(msf(ep.scrapeIdentity), "scrape-uncompressed-ms")
 			}
@@ -419,7 +422,8 @@ type toolRun struct {
 	marginalInuse       float64
 	marginalRSS         float64
 	jitter, helloJitter jitterStats
-	floor               wakeFloor // the machine's own wake-up lateness in the window
+	synJitter           jitterStats // stamped by the kernel as the SYN arrived
+	floor               wakeFloor   // the machine's own wake-up lateness in the window
 	even                evenStats
 	protos              map[string]int
 	scrape              time.Duration // median of scrapesTimed full scrapes, gzip on as Prometheus asks
@@ -621,8 +625,14 @@ func (e *agentEnv) runEdgeprobe(b *testing.B, sc scenario) *toolRun {
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "location: bench\ndefaults:\n  interval: %s\n  timeout: %s\n  dns_server: %q\n  ip_version: ip4\ntargets:\n",
 		sc.interval, sc.timeout(), resolverAddr)
+	// With connect_to an address, a probe makes no DNS lookup: the jitter
+	// left is the scheduler's and the connect's.
+	connectTo := os.Getenv(envConnectTo) == "1"
 	for i := range sc.n {
 		fmt.Fprintf(&cfg, "  - name: t%d\n    url: %s\n    ca_file: %q\n", i, e.targetURL(i), e.caFile)
+		if connectTo {
+			fmt.Fprintf(&cfg, "    roles:\n      origin:\n        connect_to: \"127.0.0.1:%d\"\n", e.port)
+		}
 	}
 	fmt.Fprintf(&cfg, "exporters:\n  prometheus:\n    listen: %q\n", listen)
 	samplesFile := filepath.Join(dir, "samples.jsonl")
@@ -635,6 +645,9 @@ func (e *agentEnv) runEdgeprobe(b *testing.B, sc scenario) *toolRun {
 		b.Fatal(err)
 	}
 	tool := "edgeprobe"
+	if connectTo {
+		tool += " (connect_to, no DNS)"
+	}
 	if decompose {
 		tool += " (+JSONL)"
 	}
@@ -714,28 +727,31 @@ func (e *agentEnv) runEdgeprobe(b *testing.B, sc scenario) *toolRun {
 		r.note = fmt.Sprintf("%s schedule lag (its own edgeprobe_schedule_lag_seconds, whole run): ≤0.25 ms %.1f%%, ≤1 ms %.1f%%, ≤5 ms %.1f%%, ≤10 ms %.1f%%, ≤50 ms %.1f%% of probes.",
 			tool, 100*lag["0.00025"]/all, 100*lag["0.001"]/all, 100*lag["0.005"]/all, 100*lag["0.01"]/all, 100*lag["0.05"]/all)
 	}
+	// Timed as Prometheus reads a page: into a buffer kept from the last
+	// scrape, so the client's own reallocations are not counted.
 	var times []time.Duration
+	var page bytes.Buffer
 	c0, w0 := p.cpu(b), time.Now()
 	for range scrapesTimed {
-		page, d, err := scrape(client, "http://"+listen+"/metrics", promAccept)
+		d, err := scrapeInto(&page, client, "http://"+listen+"/metrics", promAccept)
 		if err != nil {
 			b.Fatalf("edgeprobe /metrics: %v", err)
 		}
 		times = append(times, d)
-		r.scrapeBytes = len(page)
-		r.scrapeSeries = countSeries(page)
 	}
 	c1, w1 := p.cpu(b), time.Now()
 	// Probing goes on meanwhile: take its share (the window's rate) out.
 	probing := time.Duration(float64(r.cpu) / float64(sc.window) * float64(w1.Sub(w0)))
 	r.scrapeCPU = max(0, (c1-c0-probing)/scrapesTimed)
 	r.scrape = median(times)
+	r.scrapeBytes = page.Len()
+	r.scrapeSeries = countSeries(page.String())
 	// Prometheus asks for gzip unless the scrape config says
 	// enable_compression: false, which a big page on a LAN is better off with.
 	identity := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableCompression: true}}
 	times = times[:0]
 	for range scrapesTimed {
-		_, d, err := scrape(identity, "http://"+listen+"/metrics", promAccept)
+		d, err := scrapeInto(&page, identity, "http://"+listen+"/metrics", promAccept)
 		if err != nil {
 			b.Fatalf("edgeprobe /metrics: %v", err)
 		}
@@ -916,6 +932,32 @@ func scrape(c *http.Client, u, accept string) (string, time.Duration, error) {
 	return string(body), d, nil
 }
 
+// scrapeInto reads a whole page into buf (emptied first, its capacity
+// kept) and says how long it took to the last byte.
+func scrapeInto(buf *bytes.Buffer, c *http.Client, u, accept string) (time.Duration, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", accept)
+	buf.Reset()
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = buf.ReadFrom(resp.Body)
+	d := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	return d, nil
+}
+
 // sampleLine splits a text exposition line into series and value.
 func sampleLine(line string) (string, float64, bool) {
 	if line == "" || line[0] == '#' {
@@ -991,8 +1033,10 @@ type stampReport struct {
 
 type helloStamp struct {
 	SNI    string `json:"sni"`
-	Accept int64  `json:"accept"` // Unix ns, when the connection was accepted
+	SYN    int64  `json:"syn"`    // Unix ns, when its SYN reached the host (kernel); 0 unknown
+	Accept int64  `json:"accept"` // Unix ns, when the server accepted the connection
 	Hello  int64  `json:"hello"`  // Unix ns, when the ClientHello arrived
+	src    uint16 // the client's port, to find the SYN
 }
 
 // serverFigures fills r with what the server saw in [t0, t1) and returns
@@ -1011,6 +1055,16 @@ func (e *agentEnv) serverFigures(b *testing.B, r *toolRun, t0, t1 time.Time) []h
 	}
 	r.probes, r.requests, r.protos = len(rep.Accepts), rep.Requests, rep.Protos
 	r.jitter = jitterOf(rep.Hellos, r.interval, func(h helloStamp) int64 { return h.Accept })
+	var withSYN []helloStamp
+	for _, h := range rep.Hellos {
+		if h.SYN != 0 {
+			withSYN = append(withSYN, h)
+		}
+	}
+	r.synJitter = jitterOf(withSYN, r.interval, func(h helloStamp) int64 { return h.SYN })
+	if missing := len(rep.Hellos) - len(withSYN); missing > len(rep.Hellos)/100 {
+		b.Errorf("%s: %d of %d connections have no SYN stamp", r.tool, missing, len(rep.Hellos))
+	}
 	r.helloJitter = jitterOf(rep.Hellos, r.interval, func(h helloStamp) int64 { return h.Hello })
 	r.even = evennessOf(rep.Accepts, t0, r.window)
 	if want := float64(r.n) / r.interval.Seconds() * r.window.Seconds(); float64(r.probes) < 0.97*want {
@@ -1101,8 +1155,8 @@ func optional(ok bool, v float64, format string) string {
 
 func markdownTable(rows []*toolRun) string {
 	var sb strings.Builder
-	sb.WriteString("| tool | probes | failed | CPU-s / 1000 probes | heap live MiB | heap in use MiB | RSS MiB | marginal B/target (heap live / in use / RSS) | jitter p50 / p99 / max ms (accept) | jitter p99 ms (ClientHello) | machine wake lateness p50 / p99 / max ms (steal) | req/s min / mean / max | idle s | CV | scrape ms gzip / uncompressed (CPU ms gzip, KiB, series) | protocol |\n")
-	sb.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	sb.WriteString("| tool | probes | failed | CPU-s / 1000 probes | heap live MiB | heap in use MiB | RSS MiB | marginal B/target (heap live / in use / RSS) | jitter p50 / p99 / max ms (SYN, kernel) | jitter p50 / p99 / max ms (accept) | jitter p99 ms (ClientHello) | machine wake lateness p50 / p99 / max ms (steal) | req/s min / mean / max | idle s | CV | scrape ms gzip / uncompressed (CPU ms gzip, KiB, series) | protocol |\n")
+	sb.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range rows {
 		fmt.Fprintf(&sb, "| %s | %d | %s | %.2f | %s | %s | %.1f | ",
 			r.tool, r.probes, optional(r.failed >= 0, float64(r.failed), "%.0f"), r.cpuPer1000(),
@@ -1114,10 +1168,11 @@ func markdownTable(rows []*toolRun) string {
 			sb.WriteString("– | ")
 		}
 		if r.cpuOnly {
-			sb.WriteString("– | – | – | – | – | – | – | – |\n")
+			sb.WriteString("– | – | – | – | – | – | – | – | – |\n")
 			continue
 		}
-		fmt.Fprintf(&sb, "%.3f / %.3f / %.1f | %.3f | %s | %d / %.1f / %d | %d | %.3f | ",
+		fmt.Fprintf(&sb, "%.3f / %.3f / %.1f | %.3f / %.3f / %.1f | %.3f | %s | %d / %.1f / %d | %d | %.3f | ",
+			msf(r.synJitter.p50), msf(r.synJitter.p99), msf(r.synJitter.max),
 			msf(r.jitter.p50), msf(r.jitter.p99), msf(r.jitter.max), msf(r.helloJitter.p99), r.floor,
 			r.even.min, r.even.mean, r.even.max, r.even.idle, r.even.cv)
 		if r.scrape > 0 {
@@ -1139,6 +1194,7 @@ func markdownTable(rows []*toolRun) string {
 // benchName with one wildcard certificate, stamping each connection.
 
 type agentServer struct {
+	syns     *synCapture
 	mu       sync.Mutex
 	accepts  []int64
 	hellos   []helloStamp
@@ -1152,7 +1208,8 @@ type reqStamp struct {
 
 type stampedConn struct {
 	net.Conn
-	at time.Time
+	at  time.Time
+	src uint16
 }
 
 type stampingListener struct {
@@ -1169,7 +1226,11 @@ func (l *stampingListener) Accept() (net.Conn, error) {
 	l.s.mu.Lock()
 	l.s.accepts = append(l.s.accepts, now.UnixNano())
 	l.s.mu.Unlock()
-	return &stampedConn{Conn: c, at: now}, nil
+	var src uint16
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		src = uint16(a.Port)
+	}
+	return &stampedConn{Conn: c, at: now, src: src}, nil
 }
 
 // serveAgentBench writes the CA to dir, prints the HTTPS port and the
@@ -1191,6 +1252,10 @@ func serveAgentBench(dir string) error {
 	if err != nil {
 		return err
 	}
+	if s.syns, err = captureSYNs(uint16(inner.Addr().(*net.TCPAddr).Port)); err != nil {
+		return err
+	}
+	defer s.syns.close()
 	body := make([]byte, 1024)
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -1216,7 +1281,7 @@ func serveAgentBench(dir string) error {
 				now := time.Now().UnixNano()
 				st := helloStamp{SNI: h.ServerName, Hello: now}
 				if c, ok := h.Conn.(*stampedConn); ok {
-					st.Accept = c.at.UnixNano()
+					st.Accept, st.src = c.at.UnixNano(), c.src
 				}
 				s.mu.Lock()
 				s.hellos = append(s.hellos, st)
@@ -1262,6 +1327,7 @@ func (s *agentServer) report(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, h := range s.hellos {
 		if in(h.Accept) {
+			h.SYN, _ = s.syns.synBefore(h.src, h.Accept)
 			rep.Hellos = append(rep.Hellos, h)
 		}
 	}

@@ -653,7 +653,7 @@ var (
 	labelUnsafeCh = regexp.MustCompile(`[^a-zA-Z0-9_.:-]+`)
 	// Label names the agent's own series use: a constant label of the same
 	// name would collide with them.
-	reservedLabels = []string{"target", "role", "location", "address", "phase", "result", "cache", "pop", "le", "quantile", "job", "instance"}
+	reservedLabels = []string{"target", "role", "location", "address", "phase", "result", "cache", "pop", "http_version", "tls_version", "ip_family", "cdn", "version", "revision", "goversion", "le", "quantile", "job", "instance"}
 )
 
 // validate checks what the values mean, and fills in defaults.
