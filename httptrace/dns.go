@@ -87,15 +87,11 @@ func fqdn(host string) string {
 // exchangeUDP sends one query per type on one socket and returns the
 // answers in the order of types.
 func exchangeUDP(ctx context.Context, server string, name dnsmessage.Name, types []dnsmessage.Type, deadline time.Time) ([]*dnsmessage.Message, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "udp", server)
+	conn, done, err := dialDNS(ctx, "udp", server, deadline)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer done()
 
 	ids := make([]uint16, len(types))
 	for i, t := range types {
@@ -130,17 +126,26 @@ func exchangeUDP(ctx context.Context, server string, name dnsmessage.Name, types
 	return answers, nil
 }
 
+// dialDNS connects to server, bounded by deadline and by ctx (its
+// cancellation unblocks any read or write); done closes the connection.
+func dialDNS(ctx context.Context, network, server string, deadline time.Time) (net.Conn, func(), error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, server)
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	return conn, func() { stop(); conn.Close() }, nil
+}
+
 // exchangeTCP asks again over TCP, for an answer too long for UDP.
 func exchangeTCP(ctx context.Context, server string, name dnsmessage.Name, t dnsmessage.Type, deadline time.Time) (*dnsmessage.Message, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", server)
+	conn, done, err := dialDNS(ctx, "tcp", server, deadline)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer done()
 	id := uint16(rand.Uint32())
 	q, err := query(id, name, t, false)
 	if err != nil {
@@ -245,22 +250,7 @@ func addressesOf(msg *dnsmessage.Message, name dnsmessage.Name, host, server str
 
 // equalNames compares names as DNS does, ignoring ASCII case.
 func equalNames(a, b dnsmessage.Name) bool {
-	if a.Length != b.Length {
-		return false
-	}
-	for i := range int(a.Length) {
-		x, y := a.Data[i], b.Data[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return asciiEqualFold(string(a.Data[:a.Length]), string(b.Data[:b.Length]))
 }
 
 // dnsError gives a failed exchange the shape the system resolver's
