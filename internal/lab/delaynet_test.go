@@ -45,7 +45,7 @@ func TestDelayNet(t *testing.T) {
 	defer cancel()
 
 	var connects, rtts []time.Duration
-	for range 5 {
+	for range 15 {
 		t0 := time.Now()
 		conn, err := a.NS.DialContext(ctx, "tcp", "10.213.0.2:7000")
 		if err != nil {
@@ -68,10 +68,12 @@ func TestDelayNet(t *testing.T) {
 	truth := median(d.Held(a, b)) + median(d.Held(b, a))
 	t.Logf("connect %v; round trips %v; held a→b %v b→a %v (median); forwarded %d, dropped %d",
 		connects, rtts, median(d.Held(a, b)), median(d.Held(b, a)), d.Forwarded(), d.Dropped())
+	// The lower quartile: a busy machine (the rest of the suite runs beside
+	// this test) adds scheduling delay to some samples, never takes any off.
 	for what, ds := range map[string][]time.Duration{"connect": connects, "round trip": rtts} {
-		m := median(ds)
-		if m < 2*oneWay || m-truth > time.Millisecond {
-			t.Errorf("%s median %v: want 2×%v, within 1 ms of the %v held", what, m, oneWay, truth)
+		q := quantile(ds, 0.25)
+		if q < 2*oneWay || q-truth > time.Millisecond {
+			t.Errorf("%s lower quartile %v: want 2×%v, within 1 ms of the %v held", what, q, oneWay, truth)
 		}
 	}
 
@@ -146,11 +148,14 @@ func TestRelay(t *testing.T) {
 	}
 }
 
-func median(ds []time.Duration) time.Duration {
+func median(ds []time.Duration) time.Duration { return quantile(ds, 0.5) }
+
+// quantile by nearest rank.
+func quantile(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}
 	s := slices.Clone(ds)
 	slices.Sort(s)
-	return s[len(s)/2]
+	return s[int(q*float64(len(s)-1)+0.5)]
 }
