@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/edgeprobe/edgeprobe/exporters/outbound"
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
@@ -579,7 +579,7 @@ func (s *Sink) send(ctx context.Context) error {
 	switch {
 	case retryErr != nil:
 		s.failures++
-		s.nextTry = now.Add(s.backoff())
+		s.nextTry = now.Add(outbound.Backoff(s.o.MinBackoff, s.o.MaxBackoff, s.failures))
 		if s.failures == 1 {
 			s.log.Warn("cloudwatch put failed; keeping datums and retrying", "err", retryErr, "queued_datums", len(s.queue))
 		} else {
@@ -601,18 +601,6 @@ func (s *Sink) put(ctx context.Context, r *request) error {
 	_, err := s.client.PutMetricData(ctx, r.input(s.namespace, s.highRes))
 	s.m.Sent(err, err != nil && retryable(err))
 	return err
-}
-
-// backoff is the wait before the next retry: MinBackoff doubling with each
-// consecutive failure up to MaxBackoff, drawn from [d/2, d] so that many
-// agents recovering together do not arrive in step.
-func (s *Sink) backoff() time.Duration {
-	d := s.o.MinBackoff
-	for i := 1; i < s.failures && d < s.o.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.o.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
 }
 
 // logDrops reports, once per interval, what was given up since the last

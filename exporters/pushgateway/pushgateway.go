@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/push"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/edgeprobe/edgeprobe/exporters/outbound"
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
@@ -79,7 +80,7 @@ func New(cfg probe.PushgatewayConfig, location string, o Options) (*Sink, error)
 		return nil, fmt.Errorf("pushgateway: url: %w", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("pushgateway: url %q: want http(s)://host[:port][/prefix]", redact(u))
+		return nil, fmt.Errorf("pushgateway: url %q: want http(s)://host[:port][/prefix]", outbound.RedactURL(u))
 	}
 	job := cfg.Job
 	if job == "" {
@@ -117,7 +118,7 @@ func New(cfg probe.PushgatewayConfig, location string, o Options) (*Sink, error)
 	}
 	s := &Sink{
 		pusher: p, transport: transport, m: o.Metrics.For(Name),
-		log:      o.Logger.With("exporter", Name, "url", redact(u), "job", job, "instance", location),
+		log:      o.Logger.With("exporter", Name, "url", outbound.RedactURL(u), "job", job, "instance", location),
 		interval: interval, timeout: min(o.RequestTimeout, interval), sem: semaphore.NewWeighted(1),
 	}
 	s.m.Queue(0) // nothing is ever queued: each push carries the whole state
@@ -183,15 +184,4 @@ func (s *Sink) pushOnce(ctx context.Context) error {
 		s.failures = 0
 	}
 	return nil
-}
-
-// redact gives a URL fit for logs: no user info, no query.
-func redact(u *url.URL) string {
-	c := *u
-	c.User = nil
-	if c.RawQuery != "" {
-		c.RawQuery = "REDACTED"
-	}
-	c.Fragment = ""
-	return c.String()
 }

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/edgeprobe/edgeprobe/exporters/outbound"
 	"github.com/edgeprobe/edgeprobe/exporters/selfmetrics"
 	"github.com/edgeprobe/edgeprobe/probe"
 )
@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg probe.RemoteWriteConfig, o Options) (*Sink, er
 		return nil, fmt.Errorf("remote write: url: %w", parseErr(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("remote write: url %q: want http(s)://host/path", redact(u))
+		return nil, fmt.Errorf("remote write: url %q: want http(s)://host/path", outbound.RedactURL(u))
 	}
 	if err := checkHeaders(cfg, u); err != nil {
 		return nil, err
@@ -170,8 +170,8 @@ func New(ctx context.Context, cfg probe.RemoteWriteConfig, o Options) (*Sink, er
 
 	s := &Sink{
 		api: api, transport: base, gatherer: o.Gatherer, m: o.Metrics.For(Name),
-		log:    o.Logger.With("exporter", Name, "url", redact(u)),
-		rawURL: clean.String(), logURL: redact(u),
+		log:    o.Logger.With("exporter", Name, "url", outbound.RedactURL(u)),
+		rawURL: clean.String(), logURL: outbound.RedactURL(u),
 		interval: interval, extra: extra, o: o, sem: semaphore.NewWeighted(1),
 	}
 	s.log.Info("remote write configured", "interval", interval, "sigv4", cfg.SigV4 != nil, "headers", len(cfg.Headers))
@@ -354,7 +354,7 @@ func (s *Sink) send(ctx context.Context) error {
 			s.m.Sent(err, retry)
 			if err != nil && retry {
 				s.failures++
-				s.nextTry = time.Now().Add(s.backoff())
+				s.nextTry = time.Now().Add(outbound.Backoff(s.o.MinBackoff, s.o.MaxBackoff, s.failures))
 				if ctx.Err() != nil {
 					return err // shutdown or Flush deadline: queued for whoever sends next
 				}
@@ -418,19 +418,6 @@ func (e *redactedError) Error() string {
 
 func (e *redactedError) Unwrap() error { return e.err }
 
-// backoff is the delay before the next retry: d doubles with each
-// consecutive failure (MinBackoff up to MaxBackoff) and the delay is drawn
-// from [d/2, d], so that many agents recovering together do not arrive in
-// step.
-func (s *Sink) backoff() time.Duration {
-	d := s.o.MinBackoff
-	for i := 1; i < s.failures && d < s.o.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.o.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
-}
-
 // logDrops reports, once per gather, what the queue gave up since the last
 // report.
 func (s *Sink) logDrops() {
@@ -441,18 +428,6 @@ func (s *Sink) logDrops() {
 		"queue_full", s.droppedFull, "too_old", s.droppedAge, "rejected", s.droppedRejected,
 		"queued_samples", s.queued, "queued_batches", len(s.queue))
 	s.droppedFull, s.droppedAge, s.droppedRejected = 0, 0, 0
-}
-
-// redact gives a URL fit for logs: no user info, no query (which may carry
-// a token).
-func redact(u *url.URL) string {
-	c := *u
-	c.User = nil
-	if c.RawQuery != "" {
-		c.RawQuery = "REDACTED"
-	}
-	c.Fragment = ""
-	return c.String()
 }
 
 // parseErr drops the URL (which may hold credentials) from a parse error.
