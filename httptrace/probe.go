@@ -498,7 +498,7 @@ func (h *hop) dialTLS(ctx context.Context, network, addr string) (net.Conn, erro
 
 // growStack grows the goroutine's stack to what a TLS handshake needs in
 // one step, while the stack is shallow and cheap to copy, instead of
-// doubling it several times deep inside the handshake (3–5 % of a probe.s
+// doubling it several times deep inside the handshake (3–5 % of a probe's
 // CPU was stack copying).
 //
 //go:noinline
